@@ -1,0 +1,18 @@
+export type { GetResult, ListOptions, ListPage, ObjectInfo, ObjectStore, PutResult } from './types.js';
+export { MAX_LIST_LIMIT } from './types.js';
+export { compareKeys, validateKey, validatePrefix, MAX_KEY_BYTES } from './keys.js';
+export { MemoryStore } from './memory.js';
+export { LocalStore } from './local.js';
+export type { LocalStoreOptions } from './local.js';
+export { S3Store } from './s3.js';
+export type { S3StoreOptions } from './s3.js';
+export { FaultyStore } from './faults.js';
+export { Failpoints, NO_FAILPOINTS } from './failpoints.js';
+export type { FailpointHook, FaultAction, ArmOptions, FailpointContext } from './failpoints.js';
+export { MetricsStore, STORE_OPS } from './metrics.js';
+export type { MetricsSnapshot, OpCounts, StoreOp } from './metrics.js';
+export { CachedStore } from './cache.js';
+export type { CacheOptions } from './cache.js';
+export { parseStoreUri, openStore } from './uri.js';
+export type { StoreSpec, OpenStoreOptions } from './uri.js';
+export { listAll, listKeys } from './list.js';
