@@ -25,6 +25,23 @@ function controlCharAt(s: string): number {
   return -1;
 }
 
+/** Index of the first unpaired UTF-16 surrogate, or -1 (a well-formed string). */
+function loneSurrogateAt(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        i++;
+        continue;
+      }
+    }
+    return i;
+  }
+  return -1;
+}
+
 function invalid(what: string, key: string, why: string, backend?: string): FloeError {
   return new FloeError('INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(key)}: ${why}`, { backend });
 }
@@ -35,6 +52,10 @@ export function validateKey(key: string, backend?: string): void {
   if (key.length === 0) throw invalid('key', key, 'empty', backend);
   const cc = controlCharAt(key);
   if (cc >= 0) throw invalid('key', key, `control character at index ${cc}`, backend);
+  // An unpaired surrogate has no UTF-8 form: S3 and the file system would
+  // store it as U+FFFD, so two distinct keys would name one object.
+  const ls = loneSurrogateAt(key);
+  if (ls >= 0) throw invalid('key', key, `unpaired UTF-16 surrogate at index ${ls}`, backend);
   if (encoder.encode(key).length > MAX_KEY_BYTES) {
     throw invalid('key', key.slice(0, 64) + '...', `longer than ${MAX_KEY_BYTES} UTF-8 bytes`, backend);
   }
@@ -55,6 +76,8 @@ export function validatePrefix(prefix: string, backend?: string): void {
   if (prefix === '') return;
   const cc = controlCharAt(prefix);
   if (cc >= 0) throw invalid('prefix', prefix, `control character at index ${cc}`, backend);
+  const ls = loneSurrogateAt(prefix);
+  if (ls >= 0) throw invalid('prefix', prefix, `unpaired UTF-16 surrogate at index ${ls}`, backend);
   if (encoder.encode(prefix).length > MAX_KEY_BYTES) throw invalid('prefix', prefix, 'too long', backend);
   if (prefix.startsWith('/')) throw invalid('prefix', prefix, 'must be relative', backend);
   if (prefix.includes('\\')) throw invalid('prefix', prefix, 'backslash is not allowed', backend);
@@ -77,7 +100,15 @@ export function compareKeys(a: string, b: string): number {
     const y = b.charCodeAt(i);
     if (x === y) continue;
     if (x < 0xd800 && y < 0xd800) return x - y;
-    return Buffer.compare(Buffer.from(a.slice(i), 'utf8'), Buffer.from(b.slice(i), 'utf8'));
+    // UTF-8 byte order is code point order. When the units before i are a
+    // shared high surrogate, the mismatch splits a pair: compare whole pairs.
+    const p = i > 0 ? a.charCodeAt(i - 1) : 0;
+    const start = p >= 0xd800 && p <= 0xdbff ? i - 1 : i;
+    const cx = a.codePointAt(start)!;
+    const cy = b.codePointAt(start)!;
+    // Equal code points here only for ill-formed strings (which validateKey
+    // rejects); fall back to the code units so the order stays total.
+    return cx !== cy ? cx - cy : x - y;
   }
   return a.length - b.length;
 }

@@ -20,6 +20,9 @@ export interface OpCounts {
 export type MetricsSnapshot = Record<StoreOp, OpCounts>;
 
 const zero = (): OpCounts => ({ requests: 0, errors: 0, bytesRead: 0, bytesWritten: 0 });
+// Bodies are counted defensively: a non-Uint8Array body must reach the inner
+// store, which rejects it with INVALID_ARGUMENT, not die here on `.length`.
+const bodySize = (b: unknown): number => (b instanceof Uint8Array ? b.length : 0);
 const emptySnapshot = (): MetricsSnapshot =>
   Object.fromEntries(STORE_OPS.map((op) => [op, zero()])) as MetricsSnapshot;
 
@@ -77,13 +80,13 @@ export class MetricsStore implements ObjectStore {
     return this.#count('head', 0, () => this.inner.head(key), () => 0);
   }
   put(key: string, bytes: Uint8Array): Promise<PutResult> {
-    return this.#count('put', bytes.length, () => this.inner.put(key, bytes), () => 0);
+    return this.#count('put', bodySize(bytes), () => this.inner.put(key, bytes), () => 0);
   }
   putIfAbsent(key: string, bytes: Uint8Array): Promise<PutResult> {
-    return this.#count('putIfAbsent', bytes.length, () => this.inner.putIfAbsent(key, bytes), () => 0);
+    return this.#count('putIfAbsent', bodySize(bytes), () => this.inner.putIfAbsent(key, bytes), () => 0);
   }
   putIfMatch(key: string, bytes: Uint8Array, etag: string): Promise<PutResult> {
-    return this.#count('putIfMatch', bytes.length, () => this.inner.putIfMatch(key, bytes, etag), () => 0);
+    return this.#count('putIfMatch', bodySize(bytes), () => this.inner.putIfMatch(key, bytes, etag), () => 0);
   }
   delete(key: string): Promise<void> {
     return this.#count('delete', 0, () => this.inner.delete(key), () => 0);

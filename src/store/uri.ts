@@ -67,11 +67,25 @@ export function parseStoreUri(uri: string, cwd: string = process.cwd()): StoreSp
       } catch (cause) {
         throw new FloeError('INVALID_ARGUMENT', `invalid store URI ${JSON.stringify(uri)}: malformed`, { cause });
       }
+      // The URL parser resolves "." and ".." segments (also as %2E) silently,
+      // so they are looked for in the raw text before it gets the chance.
+      const rawPath = /^[^:]+:\/\/[^/?#]*([^?#]*)/.exec(uri)?.[1] ?? '';
+      if (rawPath.split('/').some((s) => /^(\.|%2e){1,2}$/i.test(s))) {
+        throw bad(uri, 'prefix may not contain "." or ".." segments');
+      }
+      if (url.hash) throw bad(uri, 'a "#" fragment is not allowed (percent-encode "#" in a prefix as %23)');
       const bucket = url.hostname;
       if (!BUCKET_RE.test(bucket)) throw bad(uri, `bucket name ${JSON.stringify(bucket)} is not a valid S3 bucket name`);
       if (url.username || url.password) throw bad(uri, 'credentials do not belong in the URI; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or options');
       if (url.port) throw bad(uri, 'a port belongs in ?endpoint=, not in the bucket');
-      let prefix = decodeURIComponent(url.pathname).replace(/^\/+/, '').replace(/\/+$/, '');
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(url.pathname);
+      } catch (cause) {
+        throw new FloeError('INVALID_ARGUMENT', `invalid store URI ${JSON.stringify(uri)}: malformed percent-encoding in prefix`, { cause });
+      }
+      let prefix = decoded.replace(/^\/+/, '').replace(/\/+$/, '');
+      if (/[\x00-\x1f\x7f\\]/.test(prefix)) throw bad(uri, 'prefix may not contain control characters or "\\"');
       if (prefix.split('/').some((s) => s === '..' || s === '.')) throw bad(uri, 'prefix may not contain "." or ".." segments');
       if (prefix.includes('//')) throw bad(uri, 'prefix may not contain empty segments');
       if (prefix !== '') prefix += '/';
