@@ -1,0 +1,761 @@
+/**
+ * A floe database: the catalog of tables, the write-ahead log, the
+ * memtables, flushing, and the commit point every table change goes
+ * through.
+ *
+ * Durability and visibility:
+ * - A point write (upsert/delete/transaction) is one log record. It is
+ *   durable when the log acknowledges it (group commit), and only then is it
+ *   applied to the memtable; `visibleSeq` advances after the apply, so a
+ *   reader never sees a seq whose data is absent.
+ * - A flush freezes the memtables, writes their rows as data files and the
+ *   bitmaps that mask older versions, and publishes every touched table plus
+ *   the new log checkpoint in ONE catalog CAS. Only after that CAS does it
+ *   truncate the log through the checkpoint. A crash anywhere before the CAS
+ *   leaves unreferenced objects (collected by `gc`) and the log intact; a
+ *   crash after it leaves log segments that replay skips.
+ * - A bulk append publishes its files by catalog CAS too; its rows are
+ *   ordered at the log checkpoint current when it commits.
+ *
+ * Opening read-write claims the log writer (a second writer fences the
+ * first) and replays the log past the catalog checkpoint into memtables.
+ * Opening read-only claims nothing and writes nothing: it reads the catalog
+ * and replays the log tail into private memtables, so it sees every write
+ * acknowledged before it opened (or last refreshed).
+ */
+import { ulid } from 'ulid';
+import { FloeError, isFloeError } from '../errors.js';
+import type { Row, TableWrite } from '../format/logrecord.js';
+import { decodeLogRecord, encodeLogRecord } from '../format/logrecord.js';
+import type { SchemaInput, TableSchema } from '../format/schema.js';
+import { keyOf, normalizeSchema, schemaFromJson, schemaToJson } from '../format/schema.js';
+import type { LogWriter } from '../log/index.js';
+import { openLogWriter, readLog } from '../log/index.js';
+import type { FailpointHook } from '../store/failpoints.js';
+import { NO_FAILPOINTS } from '../store/failpoints.js';
+import type { ObjectStore } from '../store/types.js';
+import { openStore } from '../store/uri.js';
+import { FileCache } from '../table/files.js';
+import type { DataFileEntry, DeletionRef, Manifest } from '../table/manifest.js';
+import { MANIFEST_FORMAT, decodeManifest, encodeManifest, manifestKey, nextManifest } from '../table/manifest.js';
+import { Memtable } from '../table/memtable.js';
+import type { ManifestEdit, TableHost } from '../table/table.js';
+import { Table } from '../table/table.js';
+import type { TableView } from '../table/view.js';
+import type { WriteContext } from '../table/write.js';
+import { makeProbe, planMasks, writeBitmap, writeDataFile } from '../table/write.js';
+import type { Catalog, CatalogState, RetryPolicy } from './catalog.js';
+import { DEFAULT_RETRY, createOrReadCatalog, readCatalog, updateCatalog } from './catalog.js';
+
+export interface OpenOptions {
+  /** Open without claiming the log writer; writes are refused. */
+  readonly readOnly?: boolean;
+  /** Flush when memtables hold this many bytes (default 64 MiB). Writers wait at twice this. */
+  readonly memtableBytes?: number;
+  /** Rows per Parquet row group (default 16,384). */
+  readonly rowGroupRows?: number;
+  /** How stale the in-memory catalog may get before a read re-reads it (default 1000 ms). */
+  readonly catalogMaxAgeMs?: number;
+  /** Log tuning (group size, delay, durability) passed to the log writer. */
+  readonly log?: Record<string, unknown>;
+  /** Failpoints for crash tests. */
+  readonly failpoints?: FailpointHook;
+  /** Injected clock (ms since epoch). */
+  readonly now?: () => number;
+  /** Catalog retry policy (tests inject randomness and sleep). */
+  readonly retry?: RetryPolicy;
+  /** S3 credentials when the URI is s3:// and the environment has none. */
+  readonly s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+export interface CreateTableOptions {
+  readonly primaryKey?: string | readonly string[];
+}
+
+interface TableMem {
+  active: Memtable;
+  frozen: Memtable | null;
+}
+
+const ID_SPAN = 1n << 16n;
+const LOG_PREFIX = 'log/';
+
+export class Database {
+  readonly store: ObjectStore;
+  readonly readOnly: boolean;
+  readonly #ownsStore: boolean;
+  readonly #fp: FailpointHook;
+  readonly #now: () => number;
+  readonly #retry: RetryPolicy;
+  readonly #memtableBytes: number;
+  readonly #catalogMaxAgeMs: number;
+  readonly #files: FileCache;
+  readonly #writeCtx: WriteContext;
+  #log: LogWriter | null;
+  #catalog: CatalogState;
+  #catalogReadAt: number;
+  readonly #manifests = new Map<string, Manifest>();
+  readonly #mem = new Map<string, TableMem>();
+  #visibleSeq = 0;
+  #ids = { next: 0n, end: 0n };
+  #catalogLock: Promise<unknown> = Promise.resolve();
+  #flushing: Promise<void> | null = null;
+  #backgroundError: unknown = null;
+  #closed = false;
+  readonly #host: TableHost;
+
+  private constructor(
+    store: ObjectStore,
+    ownsStore: boolean,
+    catalog: CatalogState,
+    log: LogWriter | null,
+    options: OpenOptions,
+  ) {
+    this.store = store;
+    this.#ownsStore = ownsStore;
+    this.readOnly = options.readOnly === true;
+    this.#fp = options.failpoints ?? NO_FAILPOINTS;
+    this.#now = options.now ?? Date.now;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#memtableBytes = options.memtableBytes ?? 64 * 1024 * 1024;
+    this.#catalogMaxAgeMs = options.catalogMaxAgeMs ?? 1000;
+    this.#files = new FileCache(store);
+    this.#writeCtx = {
+      store,
+      files: this.#files,
+      failpoints: this.#fp,
+      newId: () => ulid(this.#now()),
+      rowGroupRows: options.rowGroupRows ?? 16_384,
+    };
+    this.#log = log;
+    this.#catalog = catalog;
+    this.#catalogReadAt = this.#now();
+    this.#host = this.#makeHost();
+  }
+
+  /** Open (creating if absent, unless read-only) the database at `uri` or on `store`. */
+  static async open(target: string | ObjectStore, options: OpenOptions = {}): Promise<Database> {
+    const owns = typeof target === 'string';
+    const store = typeof target === 'string' ? await openStore(target, { s3Credentials: options.s3Credentials }) : target;
+    try {
+      const now = options.now ?? Date.now;
+      let catalog: CatalogState | null;
+      if (options.readOnly) {
+        catalog = await readCatalog(store);
+        if (!catalog) {
+          throw new FloeError('NOT_A_DATABASE', `no floe database at ${store.location} (a read-only open never creates one)`);
+        }
+      } else {
+        catalog = await createOrReadCatalog(store, now());
+      }
+      const log = options.readOnly
+        ? null
+        : await openLogWriter(store, { ...(options.log ?? {}), prefix: LOG_PREFIX, failpoints: options.failpoints });
+      const db = new Database(store, owns, catalog, log, options);
+      await db.#replayLog();
+      return db;
+    } catch (err) {
+      if (owns) await store.close();
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- catalog
+
+  /** Names of the tables, sorted. */
+  listTables(): string[] {
+    return Object.keys(this.#catalog.catalog.tables).sort();
+  }
+
+  /** Highest log seq applied and visible to reads. */
+  get visibleSeq(): number {
+    return this.#visibleSeq;
+  }
+
+  async createTable(name: string, schema: SchemaInput, options: CreateTableOptions = {}): Promise<Table> {
+    this.#writable('createTable');
+    validateTableName(name);
+    const normalized = normalizeSchema(schema);
+    const pk = options.primaryKey === undefined ? null : typeof options.primaryKey === 'string' ? [options.primaryKey] : [...options.primaryKey];
+    if (pk) {
+      if (pk.length === 0) throw new FloeError('INVALID_ARGUMENT', `createTable "${name}": primaryKey must name at least one column`);
+      for (const k of pk) {
+        const c = normalized.columns.find((x) => x.name === k);
+        if (!c) throw new FloeError('INVALID_ARGUMENT', `createTable "${name}": primary key column "${k}" is not in the schema`);
+        if (typeof c.type !== 'string' || c.type === 'float32' || c.type === 'float64') {
+          throw new FloeError('INVALID_ARGUMENT', `createTable "${name}": primary key column "${k}" has type ${JSON.stringify(c.type)}, which cannot be a key`);
+        }
+      }
+      if (new Set(pk).size !== pk.length) throw new FloeError('INVALID_ARGUMENT', `createTable "${name}": duplicate primary key column`);
+    }
+    const tableId = ulid(this.#now());
+    const manifest: Manifest = {
+      format: MANIFEST_FORMAT,
+      tableId,
+      name,
+      version: 1,
+      parent: null,
+      schema: schemaToJson(normalized),
+      schemaVersion: 1,
+      primaryKey: pk,
+      files: [],
+      createdAt: this.#now(),
+      operation: 'create',
+    };
+    const key = manifestKey(tableId, 1, ulid(this.#now()));
+    await this.#withCatalog(async () => {
+      if (this.#catalog.catalog.tables[name]) throw new FloeError('ALREADY_EXISTS', `table "${name}" already exists`);
+      await this.#fp.hit('create.manifest.put.before', { key });
+      await this.store.putIfAbsent(key, encodeManifest(manifest));
+      this.#manifests.set(key, manifest);
+      await this.#casCatalog(async (cat) => {
+        if (cat.tables[name]) throw new FloeError('ALREADY_EXISTS', `table "${name}" already exists`);
+        return { ...cat, tables: { ...cat.tables, [name]: { id: tableId, manifest: key, version: 1 } }, updatedAt: this.#now() };
+      });
+    });
+    return new Table(name, tableId, this.#host);
+  }
+
+  /** A handle on an existing table; NOT_FOUND if there is none. */
+  async table(name: string): Promise<Table> {
+    await this.#freshCatalog();
+    const e = this.#catalog.catalog.tables[name];
+    if (!e) {
+      throw new FloeError('NOT_FOUND', `no table "${name}" in ${this.store.location} (tables: ${this.listTables().join(', ') || 'none'})`);
+    }
+    return new Table(name, e.id, this.#host);
+  }
+
+  /** Remove a table from the catalog; its files are collected by gc. */
+  async dropTable(name: string): Promise<void> {
+    this.#writable('dropTable');
+    await this.#withCatalog(() =>
+      this.#casCatalog(async (cat) => {
+        if (!cat.tables[name]) throw new FloeError('NOT_FOUND', `no table "${name}" to drop`);
+        const tables = { ...cat.tables };
+        const id = tables[name]!.id;
+        delete tables[name];
+        this.#mem.delete(id);
+        return { ...cat, tables, updatedAt: this.#now() };
+      }),
+    );
+  }
+
+  /** Re-read the catalog (and, read-only, the log tail) to see other processes' commits. */
+  async refresh(): Promise<void> {
+    const fresh = await readCatalog(this.store);
+    if (!fresh) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`);
+    const advanced = fresh.catalog.checkpointLsn !== this.#catalog.catalog.checkpointLsn;
+    if (fresh.catalog.version >= this.#catalog.catalog.version) this.#catalog = fresh;
+    this.#catalogReadAt = this.#now();
+    if (this.readOnly && advanced) {
+      this.#mem.clear();
+      this.#visibleSeq = 0;
+    }
+    if (this.readOnly) await this.#replayLog();
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * Run `fn` with a transaction: every write it stages is committed as ONE
+   * log record when `fn` resolves (all or nothing, also on replay). If `fn`
+   * throws, nothing is written.
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    this.#writable('transaction');
+    const tx = new Transaction(this);
+    const result = await fn(tx);
+    const writes = await tx.close();
+    if (writes.length > 0) await this.#commitWrites(writes);
+    return result;
+  }
+
+  /** Flush memtables to data files and checkpoint the log. */
+  async flush(): Promise<void> {
+    this.#writable('flush');
+    // Wait out a running flush, then flush what arrived since.
+    while (this.#flushing) await this.#flushing.catch(() => undefined);
+    this.#throwBackground();
+    await this.#startFlush();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      if (!this.readOnly && this.#log) {
+        while (this.#flushing) await this.#flushing.catch(() => undefined);
+        if (!this.#backgroundError) await this.#startFlush();
+        await this.#log.close();
+      }
+    } finally {
+      this.#closed = true;
+      if (this.#ownsStore) await this.store.close();
+    }
+    this.#throwBackground();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #writable(what: string): void {
+    if (this.#closed) throw new FloeError('CLOSED', `${what}: the database is closed`);
+    if (this.readOnly) throw new FloeError('INVALID_ARGUMENT', `${what}: the database was opened readOnly`);
+  }
+
+  #throwBackground(): void {
+    if (this.#backgroundError) {
+      const e = this.#backgroundError;
+      this.#backgroundError = null;
+      throw new FloeError('STORAGE_UNAVAILABLE', 'a background flush failed; the log still holds every acknowledged write', { cause: e });
+    }
+  }
+
+  /** Serialize catalog changes made by this process (CAS still guards against others). */
+  async #withCatalog<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.#catalogLock;
+    let release!: () => void;
+    this.#catalogLock = new Promise<void>((r) => (release = r));
+    try {
+      await prev.catch(() => undefined);
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  async #casCatalog(mutate: (cat: Catalog, attempt: number) => Promise<Omit<Catalog, 'version' | 'format' | 'magic'> | null>): Promise<void> {
+    const st = await updateCatalog(
+      this.store,
+      this.#catalog,
+      async (cat, attempt) => {
+        const next = await mutate(cat, attempt);
+        await this.#fp.hit('catalog.cas.before');
+        return next;
+      },
+      this.#retry,
+    );
+    if (st) {
+      this.#catalog = st;
+      this.#catalogReadAt = this.#now();
+    }
+    await this.#fp.hit('catalog.cas.after');
+  }
+
+  async #freshCatalog(): Promise<void> {
+    if (this.#now() - this.#catalogReadAt <= this.#catalogMaxAgeMs) return;
+    const fresh = await readCatalog(this.store);
+    if (!fresh) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`);
+    this.#catalogReadAt = this.#now();
+    if (fresh.catalog.version <= this.#catalog.catalog.version) return;
+    if (this.readOnly && fresh.catalog.checkpointLsn !== this.#catalog.catalog.checkpointLsn) {
+      this.#catalog = fresh;
+      this.#mem.clear();
+      this.#visibleSeq = 0;
+      await this.#replayLog();
+      return;
+    }
+    this.#catalog = fresh;
+  }
+
+  async #manifest(key: string): Promise<Manifest> {
+    let m = this.#manifests.get(key);
+    if (!m) {
+      const { bytes } = await this.store.get(key);
+      m = decodeManifest(bytes, key);
+      this.#manifests.set(key, m);
+      if (this.#manifests.size > 4096) this.#manifests.delete(this.#manifests.keys().next().value!);
+    }
+    return m;
+  }
+
+  #memOf(tableId: string): TableMem {
+    let t = this.#mem.get(tableId);
+    if (!t) {
+      t = { active: new Memtable(), frozen: null };
+      this.#mem.set(tableId, t);
+    }
+    return t;
+  }
+
+  #tableIdIndex(): Map<string, { name: string; pk: string[] | null }> {
+    const out = new Map<string, { name: string; pk: string[] | null }>();
+    for (const [name, e] of Object.entries(this.#catalog.catalog.tables)) out.set(e.id, { name, pk: null });
+    return out;
+  }
+
+  /** Replay the log past the checkpoint (or past what is already applied) into memtables. */
+  async #replayLog(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const from = Math.max(this.#catalog.catalog.checkpointLsn, this.#visibleSeq) + 1;
+      try {
+        const tables = await this.#keyedTables();
+        if (this.#log) {
+          for await (const { lsn, record } of this.#log.replay(from)) this.#apply(decodeLogRecord(record, lsn), lsn, tables);
+        } else {
+          const { entries } = await readLog(this.store, { prefix: LOG_PREFIX, fromLsn: from });
+          for await (const { lsn, record } of entries) this.#apply(decodeLogRecord(record, lsn), lsn, tables);
+        }
+        return;
+      } catch (err) {
+        // A read-only replay can race the writer's truncation: re-read the
+        // catalog (whose checkpoint moved past the truncated segments) and retry.
+        if (this.readOnly && isFloeError(err, 'LOG_GAP', 'NOT_FOUND') && attempt < 5) {
+          const fresh = await readCatalog(this.store);
+          if (fresh) this.#catalog = fresh;
+          this.#mem.clear();
+          this.#visibleSeq = 0;
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  async #keyedTables(): Promise<Map<string, string[] | null>> {
+    const out = new Map<string, string[] | null>();
+    for (const e of Object.values(this.#catalog.catalog.tables)) out.set(e.id, (await this.#manifest(e.manifest)).primaryKey);
+    return out;
+  }
+
+  #apply(writes: readonly TableWrite[], seq: number, tables: Map<string, string[] | null>): void {
+    for (const w of writes) {
+      if (!tables.has(w.table)) continue; // the table was dropped
+      const pk = tables.get(w.table) ?? null;
+      const mem = this.#memOf(w.table).active;
+      if (w.kind === 'upsert') {
+        const bytes = estimateBytes(w.rows);
+        w.rows.forEach((row, i) => {
+          const id = w.ids[i]!;
+          mem.apply({ key: pk ? keyOf(row, pk) : keyOfId(id), seq, id, row, bytes });
+        });
+      } else {
+        for (const k of w.keys) mem.apply({ key: keyOf(k, pk!), seq, id: 0n, row: null, bytes: 64 });
+      }
+    }
+    if (seq > this.#visibleSeq) this.#visibleSeq = seq;
+  }
+
+  async #commitWrites(writes: TableWrite[]): Promise<number> {
+    this.#writable('write');
+    const log = this.#log!;
+    // Backpressure: wait (do not fail) while flushing falls behind.
+    while (this.#memBytes() >= 2 * this.#memtableBytes && this.#flushing) {
+      await this.#flushing.catch(() => undefined);
+      this.#throwBackground();
+    }
+    const record = encodeLogRecord(writes);
+    const { lsn } = await log.append(record);
+    this.#apply(writes, lsn, await this.#keyedTables());
+    if (this.#memBytes() >= this.#memtableBytes && !this.#flushing) {
+      this.#startFlush().catch((err: unknown) => {
+        this.#backgroundError = err;
+      });
+    }
+    return lsn;
+  }
+
+  #memBytes(): number {
+    let n = 0;
+    for (const t of this.#mem.values()) n += t.active.bytes + (t.frozen?.bytes ?? 0);
+    return n;
+  }
+
+  async #reserveIds(n: number): Promise<bigint> {
+    const need = BigInt(n);
+    if (this.#ids.next + need > this.#ids.end) {
+      const span = need > ID_SPAN ? need : ID_SPAN;
+      let first = 0n;
+      await this.#withCatalog(() =>
+        this.#casCatalog(async (cat) => {
+          first = BigInt(cat.nextRowId);
+          return { ...cat, nextRowId: String(first + span), updatedAt: this.#now() };
+        }),
+      );
+      this.#ids = { next: first, end: first + span };
+    }
+    const first = this.#ids.next;
+    this.#ids.next += need;
+    return first;
+  }
+
+  #startFlush(): Promise<void> {
+    const p = this.#flushOnce().finally(() => {
+      if (this.#flushing === p) this.#flushing = null;
+    });
+    this.#flushing = p;
+    return p;
+  }
+
+  /** One flush: freeze, write files and masks, publish with the checkpoint, truncate the log. */
+  async #flushOnce(): Promise<void> {
+    const checkpoint = this.#visibleSeq;
+    const frozen: Array<{ name: string; id: string; mem: Memtable }> = [];
+    for (const [name, e] of Object.entries(this.#catalog.catalog.tables)) {
+      const t = this.#mem.get(e.id);
+      if (!t || t.active.size === 0) continue;
+      t.frozen = t.active;
+      t.active = new Memtable();
+      frozen.push({ name, id: e.id, mem: t.frozen });
+    }
+    if (checkpoint <= this.#catalog.catalog.checkpointLsn && frozen.length === 0) return;
+    try {
+      const prepared: Array<{ name: string; id: string; file: DataFileEntry | null; probe: ReturnType<typeof makeProbe> }> = [];
+      for (const f of frozen) {
+        const view = await this.#viewOf(f.name, false);
+        const snap = f.mem.snapshot();
+        const live = snap.entries.filter((e) => e.row !== null);
+        let file: DataFileEntry | null = null;
+        if (live.length > 0) {
+          const rows = live.map((e) => fillMissing(view.schema, e.row!));
+          file = await writeDataFile(
+            this.#writeCtx,
+            f.id,
+            view.schema,
+            view.manifest.schemaVersion,
+            view.primaryKey,
+            rows,
+            BigInt64Array.from(live, (e) => e.id),
+            BigInt64Array.from(live, (e) => BigInt(e.seq)),
+            'flush',
+          );
+        }
+        const probe = view.primaryKey ? makeProbe(snap.entries.map((e) => e.key)) : null;
+        prepared.push({ name: f.name, id: f.id, file, probe });
+      }
+      const memo = new Map<string, number[]>();
+      const bitmapMemo = new Map<string, DeletionRef>();
+      await this.#withCatalog(() =>
+        this.#casCatalog(async (cat) => {
+          const tables = { ...cat.tables };
+          for (const p of prepared) {
+            const entry = cat.tables[p.name];
+            if (!entry || entry.id !== p.id) continue; // dropped meanwhile
+            const cur = await this.#manifest(entry.manifest);
+            const deletes = new Map<string, DeletionRef>();
+            if (p.probe && cur.primaryKey) {
+              const exclude = new Set(p.file ? [p.file.id] : []);
+              const masks = await planMasks(this.#files, cur, cur.primaryKey, p.probe, exclude, memo);
+              for (const [fileId, pos] of masks) {
+                const f = cur.files.find((x) => x.id === fileId)!;
+                const mk = `${fileId}|${f.deletes?.key ?? ''}`;
+                let ref = bitmapMemo.get(mk);
+                if (!ref) {
+                  ref = await writeBitmap(this.#writeCtx, p.id, f, pos, 'flush');
+                  bitmapMemo.set(mk, ref);
+                }
+                deletes.set(fileId, ref);
+              }
+            }
+            if (!p.file && deletes.size === 0) continue;
+            const next = nextManifest(cur, entry.manifest, {
+              operation: 'flush',
+              addFiles: p.file ? [p.file] : [],
+              deletes,
+              now: this.#now(),
+            });
+            tables[p.name] = { id: p.id, manifest: await this.#putManifest(next, 'flush'), version: next.version };
+          }
+          return { ...cat, tables, checkpointLsn: Math.max(cat.checkpointLsn, checkpoint), updatedAt: this.#now() };
+        }),
+      );
+    } catch (err) {
+      // Unfreeze: the frozen rows go back under the active ones (newer wins by seq).
+      for (const f of frozen) {
+        const t = this.#mem.get(f.id);
+        if (!t || t.frozen !== f.mem) continue;
+        const merged = t.frozen;
+        for (const e of t.active.snapshot().entries) merged.apply(e);
+        t.active = merged;
+        t.frozen = null;
+      }
+      throw err;
+    }
+    for (const f of frozen) {
+      const t = this.#mem.get(f.id);
+      if (t && t.frozen === f.mem) t.frozen = null;
+    }
+    await this.#fp.hit('flush.truncate.before');
+    await this.#log!.truncateThrough(checkpoint);
+  }
+
+  async #putManifest(m: Manifest, op: string): Promise<string> {
+    const key = manifestKey(m.tableId, m.version, ulid(this.#now()));
+    await this.#fp.hit(`${op}.manifest.put.before`, { key });
+    await this.store.putIfAbsent(key, encodeManifest(m));
+    this.#manifests.set(key, m);
+    await this.#fp.hit(`${op}.manifest.put.after`, { key });
+    return key;
+  }
+
+  async #viewOf(name: string, withMem: boolean): Promise<TableView> {
+    const e = this.#catalog.catalog.tables[name];
+    if (!e) throw new FloeError('NOT_FOUND', `no table "${name}" in ${this.store.location}`);
+    const manifest = await this.#manifest(e.manifest);
+    const t = withMem ? this.#mem.get(e.id) : undefined;
+    const mem = t ? [t.active.snapshot(), ...(t.frozen ? [t.frozen.snapshot()] : [])] : [];
+    return {
+      store: this.store,
+      files: this.#files,
+      name,
+      manifest,
+      manifestKey: e.manifest,
+      schema: schemaOf(manifest),
+      primaryKey: manifest.primaryKey,
+      mem,
+      seq: this.#visibleSeq,
+    };
+  }
+
+  async #history(name: string, limit: number): Promise<Manifest[]> {
+    const e = this.#catalog.catalog.tables[name];
+    if (!e) throw new FloeError('NOT_FOUND', `no table "${name}"`);
+    const out: Manifest[] = [];
+    let key: string | null = e.manifest;
+    while (key && out.length < limit) {
+      const m = await this.#manifest(key);
+      out.push(m);
+      key = m.parent;
+    }
+    return out;
+  }
+
+  #makeHost(): TableHost {
+    return {
+      readOnly: this.readOnly,
+      writeCtx: this.#writeCtx,
+      view: async (name) => {
+        if (this.#closed) throw new FloeError('CLOSED', `read of "${name}": the database is closed`);
+        await this.#freshCatalog();
+        return this.#viewOf(name, true);
+      },
+      viewAt: async (name, version) => {
+        const e = this.#catalog.catalog.tables[name];
+        if (!e) throw new FloeError('NOT_FOUND', `no table "${name}"`);
+        const cur = await this.#manifest(e.manifest);
+        if (!Number.isInteger(version) || version < 1 || version > cur.version) {
+          throw new FloeError('NOT_FOUND', `table "${name}" has no version ${version} (current: ${cur.version})`);
+        }
+        let key: string | null = e.manifest;
+        let m = cur;
+        while (m.version > version && key) {
+          key = m.parent;
+          if (!key) break;
+          m = await this.#manifest(key);
+        }
+        if (m.version !== version || !key) throw new FloeError('NOT_FOUND', `table "${name}" version ${version} is no longer retained`);
+        return {
+          store: this.store,
+          files: this.#files,
+          name,
+          manifest: m,
+          manifestKey: key,
+          schema: schemaOf(m),
+          primaryKey: m.primaryKey,
+          mem: [],
+          seq: 0,
+        };
+      },
+      history: (name, limit) => this.#history(name, limit),
+      commitWrites: (writes) => this.#commitWrites(writes),
+      reserveIds: (n) => this.#reserveIds(n),
+      publish: (name, operation, build) =>
+        this.#withCatalog(async () => {
+          let published: Manifest | null = null;
+          await this.#casCatalog(async (cat) => {
+            const entry = cat.tables[name];
+            if (!entry) throw new FloeError('NOT_FOUND', `no table "${name}" (dropped?)`);
+            const cur = await this.#manifest(entry.manifest);
+            const edit: ManifestEdit = await build(cur);
+            const next = nextManifest(cur, entry.manifest, { ...edit, operation, now: this.#now() });
+            const key = await this.#putManifest(next, operation);
+            published = next;
+            return { ...cat, tables: { ...cat.tables, [name]: { id: entry.id, manifest: key, version: next.version } }, updatedAt: this.#now() };
+          });
+          return published!;
+        }),
+      appendSeq: () => this.#catalog.catalog.checkpointLsn,
+      memtableStats: (tableId) => {
+        const t = this.#mem.get(tableId);
+        if (!t) return { rows: 0, bytes: 0 };
+        return { rows: t.active.size + (t.frozen?.size ?? 0), bytes: t.active.bytes + (t.frozen?.bytes ?? 0) };
+      },
+    };
+  }
+
+  /** Internal: used by Transaction. */
+  _table(name: string): Promise<Table> {
+    return this.table(name);
+  }
+}
+
+/** Stages writes to several tables; committed as one log record. */
+export class Transaction {
+  #writes: TableWrite[] = [];
+  #open = true;
+  constructor(private readonly db: Database) {}
+
+  table(name: string): { upsert(rows: readonly Row[] | Row): Promise<void>; delete(keys: readonly unknown[] | unknown): Promise<void> } {
+    return {
+      upsert: async (rows) => {
+        this.#check();
+        const w = await (await this.db._table(name)).prepareUpsert(Array.isArray(rows) ? (rows as Row[]) : [rows as Row]);
+        if (w) this.#writes.push(w);
+      },
+      delete: async (keys) => {
+        this.#check();
+        const w = await (await this.db._table(name)).prepareDelete(Array.isArray(keys) ? (keys as unknown[]) : [keys]);
+        if (w) this.#writes.push(w);
+      },
+    };
+  }
+
+  #check(): void {
+    if (!this.#open) throw new FloeError('CLOSED', 'the transaction has already committed');
+  }
+
+  /** Internal: end staging and hand the writes over. */
+  async close(): Promise<TableWrite[]> {
+    this.#open = false;
+    return this.#writes;
+  }
+}
+
+function schemaOf(m: Manifest): TableSchema {
+  return schemaFromJson(m.schema);
+}
+
+function keyOfId(id: bigint): string {
+  return id.toString(36).padStart(13, '0');
+}
+
+function estimateBytes(rows: readonly Row[]): number {
+  // A rough per-row cost: JSON size of the first row plus object overhead.
+  if (rows.length === 0) return 0;
+  let n = 64;
+  for (const v of Object.values(rows[0]!)) n += typeof v === 'string' ? v.length * 2 + 16 : 16;
+  return n;
+}
+
+function fillMissing(schema: TableSchema, row: Row): Row {
+  let out: Row | null = null;
+  for (const c of schema.columns) {
+    if (row[c.name] === undefined) {
+      out ??= { ...row };
+      out[c.name] = c.default ?? null;
+    }
+  }
+  return out ?? row;
+}
+
+const TABLE_NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
+
+export function validateTableName(name: string): void {
+  if (typeof name !== 'string' || !TABLE_NAME_RE.test(name)) {
+    throw new FloeError('INVALID_ARGUMENT', `invalid table name ${JSON.stringify(name)}: use 1-128 of [A-Za-z0-9_], starting with a letter`);
+  }
+}
+
+/** `floe.open(uri, options)`. */
+export function open(target: string | ObjectStore, options: OpenOptions = {}): Promise<Database> {
+  return Database.open(target, options);
+}
