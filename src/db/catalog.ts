@@ -37,6 +37,12 @@ export interface Catalog {
   /** First `_id` not yet reserved by anyone (decimal bigint). */
   readonly nextRowId: string;
   readonly tables: Readonly<Record<string, CatalogTable>>;
+  /**
+   * Log writer generation allowed to checkpoint (flush). A writer claims it
+   * right after claiming the log, so a fenced (zombie) writer's flush fails
+   * with FENCED instead of publishing a checkpoint.
+   */
+  readonly writer: number;
   readonly updatedAt: number;
 }
 
@@ -46,7 +52,7 @@ export interface CatalogState {
 }
 
 export function emptyCatalog(now: number): Catalog {
-  return { format: CATALOG_FORMAT, magic: 'floe', version: 1, checkpointLsn: 0, nextRowId: '1', tables: {}, updatedAt: now };
+  return { format: CATALOG_FORMAT, magic: 'floe', version: 1, checkpointLsn: 0, nextRowId: '1', tables: {}, writer: 0, updatedAt: now };
 }
 
 export function decodeCatalog(bytes: Uint8Array, location: string): Catalog {

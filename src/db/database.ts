@@ -46,6 +46,8 @@ import type { WriteContext } from '../table/write.js';
 import { makeProbe, planMasks, writeBitmap, writeDataFile } from '../table/write.js';
 import type { Catalog, CatalogState, RetryPolicy } from './catalog.js';
 import { DEFAULT_RETRY, createOrReadCatalog, readCatalog, updateCatalog } from './catalog.js';
+import type { GcResult } from './gc.js';
+import { collectGarbage } from './gc.js';
 
 export interface OpenOptions {
   /** Open without claiming the log writer; writes are refused. */
@@ -152,6 +154,7 @@ export class Database {
         ? null
         : await openLogWriter(store, { ...(options.log ?? {}), prefix: LOG_PREFIX, failpoints: options.failpoints });
       const db = new Database(store, owns, catalog, log, options);
+      if (log) await db.#claimWriter(log.generation);
       await db.#replayLog();
       return db;
     } catch (err) {
@@ -280,6 +283,21 @@ export class Database {
     await this.#startFlush();
   }
 
+  /**
+   * Delete table objects that no published version references and that are
+   * older than `graceMs` (default one hour): orphans of crashes and lost
+   * races, and the objects of dropped tables.
+   */
+  async gc(options: { graceMs?: number } = {}): Promise<GcResult> {
+    this.#writable('gc');
+    const graceMs = options.graceMs ?? 60 * 60 * 1000;
+    if (!Number.isFinite(graceMs) || graceMs < 0) throw new FloeError('INVALID_ARGUMENT', 'gc: graceMs must be a non-negative number');
+    const fresh = await readCatalog(this.store);
+    if (!fresh) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`);
+    const heads = Object.values(fresh.catalog.tables).map((e) => e.manifest);
+    return collectGarbage(this.store, heads, (k) => this.#manifest(k), this.#now(), graceMs);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     try {
@@ -339,6 +357,18 @@ export class Database {
       this.#catalogReadAt = this.#now();
     }
     await this.#fp.hit('catalog.cas.after');
+  }
+
+  /** Record our log generation in the catalog; older writers' flushes then fail FENCED. */
+  async #claimWriter(generation: number): Promise<void> {
+    await this.#withCatalog(() =>
+      this.#casCatalog(async (cat) => {
+        if (cat.writer > generation) {
+          throw new FloeError('FENCED', `a newer writer (generation ${cat.writer}) has opened ${this.store.location}; this one (generation ${generation}) is fenced`);
+        }
+        return { ...cat, writer: generation, updatedAt: this.#now() };
+      }),
+    );
   }
 
   async #freshCatalog(): Promise<void> {
@@ -526,6 +556,9 @@ export class Database {
       const bitmapMemo = new Map<string, DeletionRef>();
       await this.#withCatalog(() =>
         this.#casCatalog(async (cat) => {
+          if (cat.writer !== this.#log!.generation) {
+            throw new FloeError('FENCED', `flush refused: writer generation ${this.#log!.generation} was fenced by generation ${cat.writer}`);
+          }
           const tables = { ...cat.tables };
           for (const p of prepared) {
             const entry = cat.tables[p.name];
