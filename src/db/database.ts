@@ -52,6 +52,13 @@ import { collectGarbage } from './gc.js';
 export interface OpenOptions {
   /** Open without claiming the log writer; writes are refused. */
   readonly readOnly?: boolean;
+  /**
+   * Claim the log writer for point writes (default true). With false, the
+   * process may still create tables and bulk-append (many such processes can
+   * share a database), while point writes are refused; reads see the log
+   * tail as a read-only open does.
+   */
+  readonly logWriter?: boolean;
   /** Flush when memtables hold this many bytes (default 64 MiB). Writers wait at twice this. */
   readonly memtableBytes?: number;
   /** Rows per Parquet row group (default 16,384). */
@@ -150,7 +157,7 @@ export class Database {
       } else {
         catalog = await createOrReadCatalog(store, now());
       }
-      const log = options.readOnly
+      const log = options.readOnly || options.logWriter === false
         ? null
         : await openLogWriter(store, { ...(options.log ?? {}), prefix: LOG_PREFIX, failpoints: options.failpoints });
       const db = new Database(store, owns, catalog, log, options);
@@ -251,11 +258,11 @@ export class Database {
     const advanced = fresh.catalog.checkpointLsn !== this.#catalog.catalog.checkpointLsn;
     if (fresh.catalog.version >= this.#catalog.catalog.version) this.#catalog = fresh;
     this.#catalogReadAt = this.#now();
-    if (this.readOnly && advanced) {
+    if (!this.#log && advanced) {
       this.#mem.clear();
       this.#visibleSeq = 0;
     }
-    if (this.readOnly) await this.#replayLog();
+    if (!this.#log) await this.#replayLog();
   }
 
   // ---------------------------------------------------------------- writes
@@ -277,6 +284,7 @@ export class Database {
   /** Flush memtables to data files and checkpoint the log. */
   async flush(): Promise<void> {
     this.#writable('flush');
+    if (!this.#log) return; // nothing of ours to flush: the log writer owns the memtables
     // Wait out a running flush, then flush what arrived since.
     while (this.#flushing) await this.#flushing.catch(() => undefined);
     this.#throwBackground();
@@ -377,7 +385,7 @@ export class Database {
     if (!fresh) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`);
     this.#catalogReadAt = this.#now();
     if (fresh.catalog.version <= this.#catalog.catalog.version) return;
-    if (this.readOnly && fresh.catalog.checkpointLsn !== this.#catalog.catalog.checkpointLsn) {
+    if (!this.#log && fresh.catalog.checkpointLsn !== this.#catalog.catalog.checkpointLsn) {
       this.#catalog = fresh;
       this.#mem.clear();
       this.#visibleSeq = 0;
@@ -429,7 +437,7 @@ export class Database {
       } catch (err) {
         // A read-only replay can race the writer's truncation: re-read the
         // catalog (whose checkpoint moved past the truncated segments) and retry.
-        if (this.readOnly && isFloeError(err, 'LOG_GAP', 'NOT_FOUND') && attempt < 5) {
+        if (!this.#log && isFloeError(err, 'LOG_GAP', 'NOT_FOUND') && attempt < 5) {
           const fresh = await readCatalog(this.store);
           if (fresh) this.#catalog = fresh;
           this.#mem.clear();
@@ -467,7 +475,10 @@ export class Database {
 
   async #commitWrites(writes: TableWrite[]): Promise<number> {
     this.#writable('write');
-    const log = this.#log!;
+    const log = this.#log;
+    if (!log) {
+      throw new FloeError('INVALID_ARGUMENT', `point writes need the log writer; this database was opened with logWriter: false (bulk append still works)`);
+    }
     // Backpressure: wait (do not fail) while flushing falls behind.
     while (this.#memBytes() >= 2 * this.#memtableBytes && this.#flushing) {
       await this.#flushing.catch(() => undefined);
