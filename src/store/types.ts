@@ -75,6 +75,12 @@ export interface ObjectStore {
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Release clients, handles and timers. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional: the filesystem path holding the current bytes of `key`, for
+   * backends that have one (local directory), so other engines can read
+   * data files in place. Null when absent.
+   */
+  localPath?(key: string): Promise<string | null>;
 }
 
 export const MAX_LIST_LIMIT = 1000;

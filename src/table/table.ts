@@ -125,6 +125,21 @@ export class ReadonlyTable {
   async schema(): Promise<TableSchema> {
     return (await this.viewOf()).schema;
   }
+
+  /**
+   * The Parquet data files of this snapshot, for other engines. Rows listed
+   * in `deletedRows` are masked by floe's deletion bitmaps (superseded or
+   * deleted); an external reader that wants exactly floe's view filters them.
+   */
+  async dataFiles(): Promise<Array<{ key: string; location: string; rows: number; deletedRows: number; size: number }>> {
+    const view = await this.viewOf();
+    const out = [];
+    for (const f of view.manifest.files) {
+      const location = (await view.store.localPath?.(f.key)) ?? `${view.store.location.replace(/\/$/, '')}/${f.key}`;
+      out.push({ key: f.key, location, rows: f.rows, deletedRows: f.deletes?.count ?? 0, size: f.size });
+    }
+    return out;
+  }
 }
 
 export class Table extends ReadonlyTable {
