@@ -112,6 +112,8 @@ export class CachedStore implements ObjectStore {
   readonly #maxBytes: number;
   readonly #maxObjectBytes: number;
   readonly #isImmutable: (key: string) => boolean;
+  /** Forwarded from the inner store when it has one (local directories). */
+  readonly localPath?: (key: string) => Promise<string | null>;
 
   /** LRU order: first = least recently used. */
   readonly #entries = new Map<string, Entry>();
@@ -149,6 +151,7 @@ export class CachedStore implements ObjectStore {
     this.#maxBytes = maxBytes;
     this.#maxObjectBytes = Math.min(maxObject, Math.max(0, maxBytes - ENTRY_OVERHEAD));
     this.#isImmutable = options.isImmutable ?? defaultIsImmutable;
+    if (inner.localPath) this.localPath = (key) => inner.localPath!(key);
   }
 
   stats(): CacheStats {

@@ -321,6 +321,20 @@ void describe('CachedStore', () => {
     assert.equal(metrics.requests(), 0);
   });
 
+  void it('forwards localPath only when the inner store has one', async () => {
+    assert.equal(new CachedStore(new MemoryStore(), { maxBytes: 100 }).localPath, undefined);
+    class WithPath extends MemoryStore {
+      async localPath(key: string): Promise<string | null> {
+        return (await this.head(key)) ? `/root/${key}` : null;
+      }
+    }
+    const inner = new WithPath();
+    await inner.put('x.parquet', b('x'));
+    const cache = new CachedStore(inner, { maxBytes: 100 });
+    assert.equal(await cache.localPath?.('x.parquet'), '/root/x.parquet');
+    assert.equal(await cache.localPath?.('y.parquet'), null);
+  });
+
   void it('close empties the cache and closes the inner store', async () => {
     const { cache } = setup();
     await cache.put('q.parquet', b('q'));
