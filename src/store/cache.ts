@@ -103,6 +103,17 @@ interface Flight<T> {
   readonly promise: Promise<{ value: T; kept: boolean }>;
 }
 
+/**
+ * A fresh copy of bytes [start, end). Not `.slice()`: inner stores may hand
+ * back Buffers, whose `slice` is a view onto the cached memory.
+ */
+function copyOf(src: Uint8Array, start = 0, end = src.length): Uint8Array {
+  const view = src.subarray(start, end);
+  const out = new Uint8Array(view.length);
+  out.set(view);
+  return out;
+}
+
 const wholeId = (key: string): string => `${key}\u0000*`;
 const rangeId = (key: string, offset: number, length: number): string => `${key}\u0000${offset}:${length}`;
 
@@ -186,12 +197,12 @@ export class CachedStore implements ObjectStore {
     if (hit) {
       this.#touch(hit);
       this.#hits++;
-      return { bytes: hit.bytes.slice(), etag: hit.etag! };
+      return { bytes: copyOf(hit.bytes), etag: hit.etag! };
     }
     const r = await this.#load<GetResult>(key, wholeId(key), () => this.inner.get(key), (g) =>
       this.#insert(key, wholeId(key), 0, g.bytes, g.etag, true),
     );
-    return r.copy ? { bytes: r.value.bytes.slice(), etag: r.value.etag } : r.value;
+    return r.copy ? { bytes: copyOf(r.value.bytes), etag: r.value.etag } : r.value;
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
@@ -210,7 +221,7 @@ export class CachedStore implements ObjectStore {
     const r = await this.#load<Uint8Array>(key, id, () => this.inner.getRange(key, offset, length), (bytes) =>
       this.#insert(key, id, offset, bytes, undefined, bytes.length < length),
     );
-    return r.copy ? r.value.slice() : r.value;
+    return r.copy ? copyOf(r.value) : r.value;
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
@@ -396,7 +407,7 @@ export class CachedStore implements ObjectStore {
       const covered = e.eof || start + length <= e.bytes.length;
       if (!covered) continue;
       this.#touch(e);
-      return e.bytes.slice(start, start + length);
+      return copyOf(e.bytes, start, start + length);
     }
     return null;
   }

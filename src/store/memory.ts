@@ -118,7 +118,9 @@ export class MemoryStore implements ObjectStore {
 
   #write(key: string, bytes: Uint8Array): PutResult {
     const etag = nextEtag();
-    this.#objects.set(key, { bytes: bytes.slice(), etag });
+    // Not bytes.slice(): on a Buffer that is a view, and the caller's later
+    // writes to its Buffer would change the stored object.
+    this.#objects.set(key, { bytes: new Uint8Array(bytes), etag });
     return { etag };
   }
 }

@@ -106,6 +106,26 @@ void describe('CachedStore', () => {
     assert.deepEqual((await cache.get('a.seg')).bytes, b('abcdef'));
   });
 
+  void it('hands out copies even when the inner store returns Buffers (whose slice is a view)', async () => {
+    class BufferStore extends MemoryStore {
+      override async get(key: string) {
+        const r = await super.get(key);
+        return { bytes: Buffer.from(r.bytes), etag: r.etag };
+      }
+      override async getRange(key: string, offset: number, length: number) {
+        return Buffer.from(await super.getRange(key, offset, length));
+      }
+    }
+    const cache = new CachedStore(new BufferStore(), { maxBytes: 1 << 20 });
+    await cache.put('buf.parquet', b('abcdef'));
+    for (let i = 0; i < 3; i++) (await cache.get('buf.parquet')).bytes.fill(0);
+    for (let i = 0; i < 3; i++) (await cache.getRange('buf.parquet', 1, 3)).fill(0);
+    assert.deepEqual(new Uint8Array((await cache.get('buf.parquet')).bytes), b('abcdef'));
+    await cache.put('rng.seg', b('ghijkl'));
+    for (let i = 0; i < 3; i++) (await cache.getRange('rng.seg', 2, 2)).fill(0);
+    assert.deepEqual(new Uint8Array(await cache.getRange('rng.seg', 2, 2)), b('ij'));
+  });
+
   void it('answers ranges and head from a cached whole object with no round trip', async () => {
     const { metrics, cache } = setup();
     const data = seq(1000);

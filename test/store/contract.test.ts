@@ -209,6 +209,14 @@ function contractSuite(name: string, makeStore: () => Promise<Harness>, caps: Ca
       const r = await s.getRange('alias', 0, 3);
       r.fill(0x7a);
       sameBytes((await s.get('alias')).bytes, b('abcdef'), 'outputs mutated');
+      // Buffers too: Buffer#slice is a view, so copying with it would alias.
+      const buf = Buffer.from('buffer-body');
+      await s.put('alias-buf', buf);
+      buf.fill(0x7a);
+      sameBytes((await s.get('alias-buf')).bytes, b('buffer-body'), 'Buffer input mutated after put');
+      await s.putIfMatch('alias-buf', buf, (await s.head('alias-buf'))!.etag);
+      buf.fill(0x79);
+      sameBytes((await s.get('alias-buf')).bytes, Buffer.alloc(11, 0x7a), 'Buffer input mutated after putIfMatch');
     });
 
     test('all 256 byte values round-trip', async (s) => {
