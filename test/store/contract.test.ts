@@ -16,6 +16,7 @@ import { describe, it } from 'node:test';
 import type { ErrorCode } from '../../src/errors.js';
 import { isFloeError } from '../../src/errors.js';
 import { CachedStore } from '../../src/store/cache.js';
+import { DiskCachedStore } from '../../src/store/diskcache.js';
 import { Failpoints } from '../../src/store/failpoints.js';
 import { FaultyStore } from '../../src/store/faults.js';
 import { listKeys } from '../../src/store/list.js';
@@ -657,6 +658,24 @@ contractSuite(
   wrapped(memory, (s) => new CachedStore(new MetricsStore(new FaultyStore(s, new Failpoints())), { maxBytes: MiB, isImmutable: () => true })),
   { etagChangesOnIdenticalRewrite: true },
 );
+
+// The disk cache, also caching every key, over memory and local.
+const diskCached = (make: () => Promise<Harness>) => async (): Promise<Harness> => {
+  const h = await make();
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'floe-contract-dc-'));
+  const store = await DiskCachedStore.open(h.store, { dir, maxBytes: 64 * MiB, isImmutable: () => true });
+  return {
+    store,
+    cleanup: async () => {
+      await h.cleanup();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+};
+contractSuite('DiskCachedStore (caching every key) over memory', diskCached(memory), { etagChangesOnIdenticalRewrite: true });
+contractSuite('DiskCachedStore (caching every key) over local directory', diskCached(local), {
+  etagChangesOnIdenticalRewrite: true,
+});
 
 if (process.env.FLOE_SKIP_S3 === '1') {
   console.warn('WARNING: FLOE_SKIP_S3=1 — the S3 contract suite is SKIPPED; it has not run against a real server.');
