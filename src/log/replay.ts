@@ -4,7 +4,7 @@
  * `scanLog` lists the prefix once, reads every segment (bounded concurrency),
  * verifies every checksum and hands the headers to the pure chain analysis
  * (chain.ts). A segment that vanishes between the listing and its read was
- * deleted by a concurrent truncation and counts as absent. A segment written
+ * deleted by a concurrent truncation: the scan starts over. A segment written
  * by a newer format version stops the scan with UNSUPPORTED_VERSION rather
  * than being mistaken for damage (which a writer would then supersede).
  *
@@ -94,8 +94,28 @@ export function unsupported(store: ObjectStore, key: string, problem: string): F
   });
 }
 
-/** List and verify every segment under `prefix`, and compute the durable chain. */
+const MAX_SCANS = 8;
+
+/**
+ * List and verify every segment under `prefix`, and compute the durable
+ * chain. If a listed segment vanished before it could be read, a truncation
+ * or cleanup ran meanwhile and the listing is not a consistent picture: list
+ * again (deletions only ever move the log's front forward, so this settles).
+ */
 export async function scanLog(store: ObjectStore, prefix: string, concurrency: number, warmFromLsn = 1): Promise<ScanResult> {
+  for (let attempt = 1; ; attempt++) {
+    const scan = await scanOnce(store, prefix, concurrency, warmFromLsn);
+    if (scan) return scan;
+    if (attempt >= MAX_SCANS) {
+      throw new FloeError('STORAGE_UNAVAILABLE', `log segments kept disappearing during ${MAX_SCANS} recovery scans; retry later`, {
+        key: prefix,
+        backend: store.location,
+      });
+    }
+  }
+}
+
+async function scanOnce(store: ObjectStore, prefix: string, concurrency: number, warmFromLsn: number): Promise<ScanResult | null> {
   const epochs: number[] = [];
   for await (const key of listAll(store, prefix)) {
     const epoch = parseSegmentKey(prefix, key);
@@ -105,10 +125,15 @@ export async function scanLog(store: ObjectStore, prefix: string, concurrency: n
   const problems = new Map<number, string>();
   const bodies = new Map<number, Uint8Array>();
   let warmBytes = 0;
+  let vanished = false;
   await forEachLimited(epochs, concurrency, async (epoch) => {
+    if (vanished) return;
     const key = segmentKey(prefix, epoch);
     const bytes = await fetchSegment(store, key);
-    if (!bytes) return;
+    if (!bytes) {
+      vanished = true;
+      return;
+    }
     const d = decodeSegment(bytes, epoch);
     if (d.ok) {
       found.set(epoch, { epoch, meta: d.meta });
@@ -122,6 +147,7 @@ export async function scanLog(store: ObjectStore, prefix: string, concurrency: n
     found.set(epoch, { epoch, meta: null });
     problems.set(epoch, d.problem);
   });
+  if (vanished) return null;
   const slots = [...found.values()].sort((a, b) => a.epoch - b.epoch);
   const analysis = analyzeLog(slots);
   if (analysis.corruptFront !== null) {
