@@ -43,7 +43,7 @@
  * "Infinity", "-Infinity", "-0"); int64 a decimal string; timestamp a decimal
  * string of microseconds; date an integer number of days since 1970-01-01;
  * binary base64; bool/utf8 as is; list an array of encoded elements; vector an
- * array of numbers. `encodeColumnValue`/`decodeColumnValue` convert.
+ * array of numbers (-0 as "-0"). `encodeColumnValue`/`decodeColumnValue` convert.
  *
  * Primary keys. `keyOf` encodes key values as a string of characters
  * U+0000..U+00FF (one character per byte) such that comparing two encodings
@@ -417,7 +417,7 @@ export function encodeColumnValue(type: ColumnType, v: unknown): JsonValue {
   if (v === null || v === undefined) return null;
   if (typeof type !== 'string') {
     if ('list' in type) return (v as unknown[]).map((e) => encodeColumnValue(type.list, e));
-    return Array.from(v as Float32Array);
+    return Array.from(v as Float32Array, (x) => (Object.is(x, -0) ? '-0' : x));
   }
   switch (type) {
     case 'int32':
@@ -452,7 +452,7 @@ export function decodeColumnValue(type: ColumnType, j: unknown): unknown {
   if (typeof type !== 'string') {
     if (!Array.isArray(j)) throw bad();
     if ('list' in type) return j.map((e) => decodeColumnValue(type.list, e));
-    return coerceValue(type, j);
+    return coerceValue(type, j.map((x: unknown) => (x === '-0' ? -0 : x)));
   }
   switch (type) {
     case 'int32':
@@ -882,16 +882,16 @@ export function encodeKeyPart(v: unknown): string {
     case 'boolean':
       return TAG_BOOL + (v ? '\x01' : '\x00');
     case 'number': {
-      if (Number.isNaN(v)) throw new ValueProblem('NaN cannot be part of a primary key');
+      if (Number.isNaN(v)) throw new ValueProblem('NaN cannot be part of a primary key', 'INVALID_ARGUMENT');
       scratch.setFloat64(0, v === 0 ? 0 : v);
       const negative = (scratch.getUint8(0) & 0x80) !== 0;
       return TAG_NUMBER + scratchChars(8, negative);
     }
     case 'bigint':
-      if (v < INT64_MIN || v > INT64_MAX) throw new ValueProblem(`${v}n is outside the int64 range`);
+      if (v < INT64_MIN || v > INT64_MAX) throw new ValueProblem(`${v}n is outside the int64 range`, 'INVALID_ARGUMENT');
       return TAG_BIGINT + encodeInt64(v);
     case 'string': {
-      if (hasLoneSurrogate(v)) throw new ValueProblem('string key has an unpaired surrogate');
+      if (hasLoneSurrogate(v)) throw new ValueProblem('string key has an unpaired surrogate', 'INVALID_ARGUMENT');
       let ascii = true;
       for (let i = 0; i < v.length; i++) {
         const c = v.charCodeAt(i);
@@ -905,7 +905,7 @@ export function encodeKeyPart(v: unknown): string {
     case 'object':
       if (v instanceof Date) {
         const t = v.getTime();
-        if (Number.isNaN(t)) throw new ValueProblem('invalid Date in primary key');
+        if (Number.isNaN(t)) throw new ValueProblem('invalid Date in primary key', 'INVALID_ARGUMENT');
         return TAG_DATE + encodeInt64(BigInt(t));
       }
       if (v instanceof Uint8Array) return TAG_BYTES + encodeBytes(v);
@@ -913,7 +913,7 @@ export function encodeKeyPart(v: unknown): string {
     default:
       break;
   }
-  throw new ValueProblem(`${describeValue(v)} cannot be part of a primary key`);
+  throw new ValueProblem(`${describeValue(v)} cannot be part of a primary key`, 'INVALID_ARGUMENT');
 }
 
 /**
