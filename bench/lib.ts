@@ -202,6 +202,8 @@ export interface EnvInfo {
   readonly cores: number;
   readonly memGiB: number;
   readonly tmpdir: string;
+  /** 1-minute load average when the run started: other work skews latencies. */
+  readonly load1: number;
 }
 
 export function envInfo(): EnvInfo {
@@ -214,11 +216,12 @@ export function envInfo(): EnvInfo {
     cores: cpus.length,
     memGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     tmpdir: os.tmpdir(),
+    load1: Math.round(os.loadavg()[0]! * 100) / 100,
   };
 }
 
 export function envMarkdown(env: EnvInfo): string {
-  return `${env.date} · Node ${env.node} · ${env.platform} · ${env.cpu} × ${env.cores} · ${env.memGiB} GiB RAM · tmpdir ${env.tmpdir}`;
+  return `${env.date} · Node ${env.node} · ${env.platform} · ${env.cpu} × ${env.cores} · ${env.memGiB} GiB RAM · tmpdir ${env.tmpdir} · load ${env.load1} at start`;
 }
 
 /** bench/results in the repository (this file runs from dist/bench/). */

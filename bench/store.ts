@@ -136,7 +136,7 @@ async function main(): Promise<void> {
   const n1m = Math.max(5, Math.round(n1k / 8));
   const s3Endpoint = process.env.FLOE_S3_ENDPOINT || 'http://127.0.0.1:7480';
 
-  console.log(`floe store bench — ${env.node}, ${env.cpu} × ${env.cores}`);
+  console.log(`floe store bench — ${env.node}, ${env.cpu} × ${env.cores}, load ${env.load1}`);
   console.log(`requests per op: ${n1k} at 1 KiB, ${n1m} at 1 MiB (BENCH_N=${n1k})\n`);
 
   const fsync: FsyncRate = measureFsyncRate();
