@@ -583,6 +583,9 @@ export class ParquetFile {
 
   #project(columns: string[] | undefined): arrow.Field[] {
     if (columns === undefined) return this.schema.fields;
+    // Arrow JS derives a batch's length from its columns, so a batch without
+    // columns cannot say how many rows it has: the row counts are in rowGroups.
+    if (columns.length === 0) throw new FloeError('INVALID_ARGUMENT', 'select at least one column', { key: this.key });
     const byName = new Map(this.schema.fields.map((f) => [f.name, f]));
     const out: arrow.Field[] = [];
     const seen = new Set<string>();
