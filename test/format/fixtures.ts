@@ -64,7 +64,7 @@ export function allTypesValues(n: number, seed = 1): ColumnValues {
     push('_seq', BigInt(Math.floor(i / 10)));
     push('i32', maybe(i % 17 === 0 ? (i % 2 ? 2147483647 : -2147483648) : Math.floor(r() * 2000) - 1000));
     push('i64', maybe(i % 19 === 0 ? (i % 2 ? 9223372036854775807n : -9223372036854775808n) : BigInt(Math.floor(r() * 1e15)) - 500000000000000n));
-    push('f32', maybe(i % 5 === 0 ? pick(specialF) : Math.fround(r() * 200 - 100)));
+    push('f32', maybe(Math.fround(i % 5 === 0 ? pick(specialF) : r() * 200 - 100)));
     push('f64', maybe(i % 5 === 0 ? pick(specialF) : r() * 1e6 - 5e5));
     push('b', maybe(r() < 0.5));
     push('s', maybe(pick(WORDS) + (r() < 0.5 ? String(i) : '')));
