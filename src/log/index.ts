@@ -6,7 +6,7 @@
  * read-only view. See writer.ts for the protocol, chain.ts for how the
  * durable prefix is decided, segment.ts for the bytes.
  */
-export { openLogWriter, normalizeOptions } from './writer.js';
+export { openLogWriter, normalizeOptions, LogAppendError } from './writer.js';
 export type { AppendResult, BatchResult, Durability, LogWriter, LogWriterOptions, LogWriterState, LogWriterStats } from './writer.js';
 export { readLog, DEFAULT_PREFIX } from './replay.js';
 export type { LogEntry, LogSnapshot, ReadLogOptions } from './replay.js';

@@ -70,7 +70,7 @@
  * kind 'fence' | 'group' | 'void', epoch), log.void.delete.before/after,
  * log.truncate.delete.before/after.
  */
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode, FloeErrorOptions } from '../errors.js';
 import { FloeError, asError, isFloeError } from '../errors.js';
 import type { FailpointHook } from '../store/failpoints.js';
 import { NO_FAILPOINTS } from '../store/failpoints.js';
@@ -176,6 +176,21 @@ export interface BatchResult {
   readonly lastLsn: number;
 }
 
+/**
+ * Why an append's promise was rejected after the record was queued.
+ * `outcome` says what the caller may assume: 'not-durable' (the record is
+ * not in the log and never will be) or 'unknown' (the write's fate could not
+ * be settled; reopen the log and look).
+ */
+export class LogAppendError extends FloeError {
+  readonly outcome: 'not-durable' | 'unknown';
+  constructor(code: ErrorCode, message: string, outcome: 'not-durable' | 'unknown', options: FloeErrorOptions = {}) {
+    super(code, message, options);
+    this.name = 'LogAppendError';
+    this.outcome = outcome;
+  }
+}
+
 export type LogWriterState = 'open' | 'closing' | 'closed' | 'fenced' | 'failed';
 
 export interface LogWriterStats {
@@ -275,7 +290,7 @@ class GroupCommitLog implements LogWriter {
   readonly #store: ObjectStore;
   readonly #cfg: Config;
   #state: LogWriterState = 'open';
-  #stopError: FloeError | null = null;
+  #stopError: LogAppendError | null = null;
   /** Durable chain members; the live ones start at #chainHead. */
   #chain: SegmentMeta[];
   #chainHead = 0;
@@ -297,7 +312,7 @@ class GroupCommitLog implements LogWriter {
   #idle: Array<() => void> = [];
   #truncation: Promise<void> = Promise.resolve();
   readonly #warm: Map<number, Uint8Array>;
-  #lostError: FloeError | null = null;
+  #lostError: LogAppendError | null = null;
   #segmentsWritten = 1; // the fence
   #groupsWritten = 0;
   #recordsWritten = 0;
@@ -554,7 +569,7 @@ class GroupCommitLog implements LogWriter {
     this.#repair = this.#runRepair()
       .catch((err: unknown) => {
         // Only reached on a bug in the repair itself; stop rather than guess.
-        this.#halt('failed', new FloeError('INVARIANT_VIOLATION', 'log repair failed unexpectedly', { cause: err, backend: this.#store.location }));
+        this.#halt('failed', new LogAppendError('INVARIANT_VIOLATION', 'log repair failed unexpectedly', 'unknown', { cause: err, backend: this.#store.location }));
       })
       .finally(() => {
         this.#repair = null;
@@ -591,7 +606,16 @@ class GroupCommitLog implements LogWriter {
       try {
         verdict = await this.#settleFailed(g);
       } catch (err) {
-        this.#halt(isFloeError(err, 'FENCED') ? 'fenced' : 'failed', err as FloeError);
+        const stop =
+          err instanceof LogAppendError
+            ? err
+            : new LogAppendError(
+                codeOf(err),
+                `log segment write for epoch ${g.meta.epoch} failed and settling it failed too; the records may or may not be durable; the writer stopped, reopen the log to find out`,
+                'unknown',
+                { key: g.key, backend: this.#store.location, cause: new AggregateError([g.error, err], 'write failed, then reading its epoch failed') },
+              );
+        this.#halt(stop.code === 'FENCED' ? 'fenced' : 'failed', stop);
         for (const e of g.entries) e.reject(this.#stopError);
         continue;
       }
@@ -599,9 +623,10 @@ class GroupCommitLog implements LogWriter {
       else if (verdict === 'requeue') requeue.push(...g.entries);
       else {
         dropped = true;
-        const err = new FloeError(
+        const err = new LogAppendError(
           codeOf(g.error),
           `log segment write for epoch ${g.meta.epoch} (LSN ${g.meta.firstLsn}..${lastLsnOf(g.meta)}) failed; nothing of it is durable, and its epoch was blocked so it never will be`,
+          'not-durable',
           { key: g.key, backend: this.#store.location, cause: g.error },
         );
         for (const e of g.entries) e.reject(err);
@@ -648,8 +673,8 @@ class GroupCommitLog implements LogWriter {
     return d.meta.generation > this.generation ? 'newer' : 'other';
   }
 
-  #fenced(epoch: number): FloeError {
-    return new FloeError('FENCED', `log writer generation ${this.generation} was fenced: a newer writer holds epoch ${epoch}; records not written`, {
+  #fenced(epoch: number): LogAppendError {
+    return new LogAppendError('FENCED', `log writer generation ${this.generation} was fenced: a newer writer holds epoch ${epoch}; records not written`, 'not-durable', {
       key: segmentKey(this.#cfg.prefix, epoch),
       backend: this.#store.location,
     });
@@ -690,9 +715,10 @@ class GroupCommitLog implements LogWriter {
         return 'blocked';
       } catch (err) {
         if (!isFloeError(err, 'ALREADY_EXISTS')) {
-          throw new FloeError(
+          throw new LogAppendError(
             codeOf(g.error),
             `log segment write for epoch ${epoch} (LSN ${g.meta.firstLsn}..${lastLsnOf(g.meta)}) failed and its outcome is unknown: the records may or may not be durable; the writer stopped, reopen the log to find out`,
+            'unknown',
             { key: g.key, backend: this.#store.location, cause: new AggregateError([g.error, err], 'write failed, then blocking its epoch failed') },
           );
         }
@@ -706,10 +732,14 @@ class GroupCommitLog implements LogWriter {
         return 'requeue';
       }
     }
-    throw new FloeError('STORAGE_UNAVAILABLE', `epoch ${epoch} keeps appearing and vanishing; the writer stopped`, { key: g.key, backend: this.#store.location, cause: g.error });
+    throw new LogAppendError('STORAGE_UNAVAILABLE', `epoch ${epoch} keeps appearing and vanishing; the writer stopped`, 'unknown', {
+      key: g.key,
+      backend: this.#store.location,
+      cause: g.error,
+    });
   }
 
-  #halt(state: 'fenced' | 'failed', err: FloeError): void {
+  #halt(state: 'fenced' | 'failed', err: LogAppendError): void {
     if (this.#stopError) return;
     this.#stopError = err;
     this.#state = state;
