@@ -105,7 +105,9 @@ async function databaseTour(): Promise<void> {
   await db.close();
 
   const again = await floe.open(uri, { readOnly: true });
-  say(`reopen read-only -> tables ${again.listTables().join(', ')}, ${await (await again.table('packages')).count()} rows`);
+  const pt = await again.table('packages');
+  say(`reopen read-only -> tables ${again.listTables().join(', ')}, ${await pt.count()} rows`);
+  for (const f of await pt.dataFiles()) say(`data file (plain Parquet, ${f.rows} rows, ${f.deletedRows} masked): ${f.location}`);
   await again.close();
 }
 
@@ -116,4 +118,4 @@ function bigints(_k: string, v: unknown): unknown {
 await rm(root, { recursive: true, force: true });
 await storeTour();
 await databaseTour();
-say(`\nEverything is in ${root}: data files are plain Parquet (tables/*/data/*.parquet).`);
+say(`\nEverything is in ${root}. \`floe files ${path.join(root, 'db')} packages\` lists the Parquet files for DuckDB, Spark or Trino.`);

@@ -28,7 +28,7 @@ import { FloeError, isFloeError } from '../errors.js';
 import type { Row, TableWrite } from '../format/logrecord.js';
 import { decodeLogRecord, encodeLogRecord } from '../format/logrecord.js';
 import type { SchemaInput, TableSchema } from '../format/schema.js';
-import { keyOf, normalizeSchema, schemaFromJson, schemaToJson } from '../format/schema.js';
+import { defaultValue, keyOf, normalizeSchema, schemaFromJson, schemaToJson } from '../format/schema.js';
 import type { LogWriter } from '../log/index.js';
 import { openLogWriter, readLog } from '../log/index.js';
 import type { FailpointHook } from '../store/failpoints.js';
@@ -717,7 +717,11 @@ export class Database {
           });
           return published!;
         }),
-      appendSeq: () => this.#catalog.catalog.checkpointLsn,
+      prepareAppend: async (tableId) => {
+        const t = this.#mem.get(tableId);
+        if (this.#log && t && (t.active.size > 0 || t.frozen)) await this.flush();
+        return this.#catalog.catalog.checkpointLsn;
+      },
       memtableStats: (tableId) => {
         const t = this.#mem.get(tableId);
         if (!t) return { rows: 0, bytes: 0 };
@@ -738,7 +742,7 @@ export class Transaction {
   #open = true;
   constructor(private readonly db: Database) {}
 
-  table(name: string): { upsert(rows: readonly Row[] | Row): Promise<void>; delete(keys: readonly unknown[] | unknown): Promise<void> } {
+  table(name: string): { upsert(rows: readonly Row[] | Row): Promise<void>; delete(keys: unknown): Promise<void> } {
     return {
       upsert: async (rows) => {
         this.#check();
@@ -785,7 +789,7 @@ function fillMissing(schema: TableSchema, row: Row): Row {
   for (const c of schema.columns) {
     if (row[c.name] === undefined) {
       out ??= { ...row };
-      out[c.name] = c.default ?? null;
+      out[c.name] = c.default === undefined ? null : defaultValue(c);
     }
   }
   return out ?? row;

@@ -67,6 +67,6 @@ export function decodeRow(row: unknown): Record<string, unknown> {
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
+  if (typeof v === 'object') return (v).constructor?.name ?? 'object';
   return typeof v;
 }

@@ -7,7 +7,7 @@
  * stale; entries are dropped only to bound memory (LRU by count). Caching a
  * footer saves the 1-2 range GETs `ParquetFile.open` costs per file.
  */
-import type { RoaringBitmap32 } from 'roaring';
+import type { RoaringBitmap32 } from '../format/bitmap.js';
 import { decodeBitmap } from '../format/bitmap.js';
 import { ParquetFile } from '../format/parquet.js';
 import type { ObjectStore } from '../store/types.js';

@@ -101,24 +101,41 @@ function fileStats(f: DataFileEntry) {
   };
 }
 
+/**
+ * Project a batch to `columns`, in that order. (apache-arrow's own
+ * `RecordBatch.select` keeps the original field order and drops the wrong
+ * children in 18.x; `selectAt` with explicit indexes is correct.)
+ */
+export function selectColumns(batch: arrow.RecordBatch, columns: readonly string[]): arrow.RecordBatch {
+  const names = batch.schema.fields.map((f) => f.name);
+  const idx = columns.map((c) => {
+    const i = names.indexOf(c);
+    if (i < 0) throw new FloeError('INVARIANT_VIOLATION', `column ${c} missing from batch (has ${names.join(', ')})`);
+    return i;
+  });
+  if (idx.length === names.length && idx.every((v, i) => v === i)) return batch;
+  return batch.selectAt(idx);
+}
+
 /** Keep rows where mask[i] is 1; project to `columns`. */
 export function filterBatch(batch: arrow.RecordBatch, mask: Uint8Array | null, columns: readonly string[]): arrow.RecordBatch {
-  if (mask === null || mask.every((m) => m === 1)) return batch.select(columns as string[]);
+  const projected = selectColumns(batch, columns);
+  if (mask === null || mask.every((m) => m === 1)) return projected;
   const idx: number[] = [];
   for (let i = 0; i < mask.length; i++) if (mask[i]) idx.push(i);
-  if (idx.length === 0) return batch.select(columns as string[]).slice(0, 0);
-  const fields = columns.map((c) => {
-    const f = batch.schema.fields.find((x) => x.name === c);
-    if (!f) throw new FloeError('INVARIANT_VIOLATION', `column ${c} missing from batch`);
-    return f;
-  });
-  const data: Record<string, arrow.Vector> = {};
-  for (const f of fields) {
-    const v = batch.getChild(f.name)!;
-    const values = idx.map((i) => v.get(i) as unknown);
-    data[f.name] = arrow.vectorFromArray(values as never[], f.type as arrow.DataType);
+  if (idx.length === 0) return projected.slice(0, 0);
+  const vectors: Record<string, arrow.Vector> = {};
+  for (const f of projected.schema.fields) {
+    const v = projected.getChild(f.name)!;
+    vectors[f.name] = arrow.vectorFromArray(
+      idx.map((i) => v.get(i) as unknown),
+      f.type as arrow.DataType,
+    );
   }
-  return new arrow.RecordBatch(data as never);
+  const out = new arrow.Table(vectors).batches;
+  if (out.length !== 1) throw new FloeError('INVARIANT_VIOLATION', `filtered batch came out in ${out.length} chunks`);
+  // keep the projected schema (nullability, metadata)
+  return new arrow.RecordBatch(projected.schema, out[0]!.data);
 }
 
 function keyFromRow(view: TableView, row: Row): string {
@@ -181,7 +198,7 @@ export async function* scanView(view: TableView, options: ScanOptions = {}): Asy
   for (let i = 0; i < live.length; i += CHUNK) {
     const part = live.slice(i, i + CHUNK);
     const batch = memBatch(view, part);
-    yield batch.select(plan.out);
+    yield selectColumns(batch, plan.out);
   }
 }
 
@@ -202,15 +219,15 @@ export async function getByKey(view: TableView, keyRow: Row, columns?: readonly 
   const pk = view.primaryKey;
   if (!pk) throw new FloeError('INVALID_ARGUMENT', `table "${view.name}" has no primary key; use scan({ where })`);
   const plan = planScan(view, { columns });
-  const key = keyOf(keyRow, pk as string[]);
+  const key = keyOf(keyRow, pk);
   const e = memLookup(view, key);
   if (e) return e.row === null ? null : pick(withSystem(e), plan.out);
 
   const candidates = view.manifest.files
     .filter((f) => {
       if (!f.keyMin || !f.keyMax) return true;
-      const lo = keyOf(rowOf(pk, f.keyMin), pk as string[]);
-      const hi = keyOf(rowOf(pk, f.keyMax), pk as string[]);
+      const lo = keyOf(rowOf(pk, f.keyMin), pk);
+      const hi = keyOf(rowOf(pk, f.keyMax), pk);
       return lo <= key && key <= hi;
     })
     .sort((a, b) => b.maxSeq - a.maxSeq);
@@ -225,7 +242,7 @@ export async function getByKey(view: TableView, keyRow: Row, columns?: readonly 
       if (st && st.min !== undefined && st.max !== undefined && (cmp(probe, st.min) < 0 || cmp(probe, st.max) > 0)) continue;
       const keys = recordBatchToRows(await pf.readRowGroup(g, pk as string[]), pk);
       for (let i = 0; i < keys.length; i++) {
-        if (keyOf(keys[i]!, pk as string[]) !== key) continue;
+        if (keyOf(keys[i]!, pk) !== key) continue;
         if (deleted?.has(rg.firstRow + i)) continue;
         const cols = plan.out.filter((c) => pf.schema.fields.some((x) => x.name === c));
         let batch = await pf.readRowGroup(g, cols);

@@ -48,8 +48,12 @@ export interface TableHost {
   reserveIds(n: number): Promise<bigint>;
   /** Publish a new manifest version built from the current one (retried on races). */
   publish(name: string, operation: string, build: (m: Manifest) => Promise<ManifestEdit>): Promise<Manifest>;
-  /** Seq that bulk-appended rows are ordered at (the current log checkpoint). */
-  appendSeq(): number;
+  /**
+   * Order a bulk append after every point write this process has
+   * acknowledged to the table (the log writer flushes the table's memtable
+   * first), and return the seq its rows carry: the log checkpoint.
+   */
+  prepareAppend(tableId: string): Promise<number>;
   memtableStats(tableId: string): { rows: number; bytes: number };
 }
 
@@ -159,7 +163,7 @@ export class Table extends ReadonlyTable {
   }
 
   /** Delete rows by primary key. Durable on resolve; absent keys are fine. */
-  async delete(keys: readonly unknown[] | unknown): Promise<{ seq: number }> {
+  async delete(keys: unknown): Promise<{ seq: number }> {
     const w = await this.prepareDelete(Array.isArray(keys) ? (keys as unknown[]) : [keys]);
     if (!w) return { seq: 0 };
     return { seq: await this.host.commitWrites([w]) };
@@ -200,6 +204,7 @@ export class Table extends ReadonlyTable {
     this.#writable();
     const rowsPerFile = options.rowsPerFile ?? 1_000_000;
     if (!Number.isInteger(rowsPerFile) || rowsPerFile < 1) throw new FloeError('INVALID_ARGUMENT', 'rowsPerFile must be a positive integer');
+    const appendSeq = BigInt(await this.host.prepareAppend(this.tableId));
     const view = await this.host.view(this.name);
     const { schema, primaryKey: pk } = view;
     const ctx = this.host.writeCtx;
@@ -234,7 +239,7 @@ export class Table extends ReadonlyTable {
       }
       const first = await this.host.reserveIds(valid.length);
       const ids = BigInt64Array.from(valid, (_, i) => first + BigInt(i));
-      const seqs = new BigInt64Array(valid.length).fill(BigInt(this.host.appendSeq()));
+      const seqs = new BigInt64Array(valid.length).fill(appendSeq);
       added.push(await writeDataFile(ctx, this.tableId, schema, view.manifest.schemaVersion, pk, valid, ids, seqs, 'append'));
       total += valid.length;
     };
@@ -283,7 +288,7 @@ export class Table extends ReadonlyTable {
     this.#writable();
     const m = await this.host.publish(this.name, 'add-column', async (cur) => {
       const view = await this.host.view(this.name);
-      const next = addColumnToSchema(view.schema, { nullable: true, ...spec } as ColumnSpec);
+      const next = addColumnToSchema(view.schema, { nullable: true, ...spec });
       return { schema: { json: schemaToJson(next), version: cur.schemaVersion + 1 } };
     });
     return { version: m.version };
@@ -340,7 +345,7 @@ export class Table extends ReadonlyTable {
 export function lastWins(rows: readonly Row[], pk: readonly string[]): Row[] {
   const byKey = new Map<string, Row>();
   for (const r of rows) {
-    const k = keyOf(r, pk as string[]);
+    const k = keyOf(r, pk);
     byKey.delete(k);
     byKey.set(k, r);
   }

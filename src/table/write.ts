@@ -15,8 +15,7 @@
  * bitmap per touched file (old bitmap ∪ new positions).
  */
 import * as arrow from 'apache-arrow';
-import { RoaringBitmap32 } from 'roaring';
-import { encodeBitmap } from '../format/bitmap.js';
+import { encodeBitmap, unionRows } from '../format/bitmap.js';
 import { blake3Hex } from '../format/checksum.js';
 import type { Row } from '../format/logrecord.js';
 import { encodeParquet } from '../format/parquet.js';
@@ -84,7 +83,7 @@ export async function writeDataFile(
   failpointPrefix: string,
 ): Promise<DataFileEntry> {
   const fileId = ctx.newId();
-  const batch = rowsToRecordBatch(schema, rows as Row[], { _id: ids, _seq: seqs });
+  const batch = rowsToRecordBatch(schema, rows, { _id: ids, _seq: seqs });
   const bytes = encodeParquet(new arrow.Table(batch), {
     rowGroupRows: ctx.rowGroupRows,
     keyValueMetadata: { 'floe.table': tableId, 'floe.schemaVersion': String(schemaVersion) },
@@ -186,8 +185,7 @@ export async function writeBitmap(
   failpointPrefix: string,
 ): Promise<DeletionRef> {
   const prev = await ctx.files.deleted(file);
-  const rows = new RoaringBitmap32(prev ?? []);
-  rows.addMany(positions as number[]);
+  const rows = unionRows(prev ?? [], positions);
   const key = bitmapKey(tableId, file.id, ctx.newId());
   const version = Date.now();
   await ctx.failpoints.hit(`${failpointPrefix}.bitmap.put.before`, { key });
