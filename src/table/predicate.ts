@@ -649,11 +649,17 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * A statistic in comparable form, or undefined when it cannot be used.
- * Accepted: numbers for int32/float (bigint if exactly representable);
- * bigint or safe-integer numbers for int64; Date or bigint µs for timestamp
- * (a Date max is widened by 999 µs, since Dates drop microseconds); Date or
- * integer days for date; boolean or 0/1 for bool; string or valid UTF-8
- * bytes for utf8.
+ * Accepted forms (those of Arrow's `Vector.get()`, of decoded manifest
+ * values, and of raw Parquet statistics):
+ *   int32/float  number (a bigint if exactly representable)
+ *   int64        bigint, or a safe-integer number
+ *   timestamp    bigint µs; Date (a max is widened by 999 µs, as Dates drop
+ *                microseconds); number of epoch ms, possibly fractional (widened
+ *                by its floating-point error)
+ *   date         Date, or number of epoch ms
+ *   bool         boolean or 0/1
+ *   utf8         string, or valid UTF-8 bytes; a string holding U+FFFD is
+ *                ignored, since it may be a lossy decoding of truncated bytes
  */
 function statCmp(kind: Kind, v: unknown, isMax: boolean): Cmp | undefined {
   if (v === null || v === undefined) return undefined;
@@ -668,15 +674,20 @@ function statCmp(kind: Kind, v: unknown, isMax: boolean): Cmp | undefined {
     case 'ts':
       if (typeof v === 'bigint') return v;
       if (v instanceof Date && !Number.isNaN(v.getTime())) return BigInt(v.getTime()) * 1000n + (isMax ? 999n : 0n);
+      if (typeof v === 'number' && Number.isFinite(v)) {
+        const us = v * 1000;
+        const slack = Math.ceil(Math.abs(us) * 2 ** -48) + 1;
+        return BigInt(isMax ? Math.ceil(us) + slack : Math.floor(us) - slack);
+      }
       return undefined;
     case 'date':
-      if (v instanceof Date && !Number.isNaN(v.getTime())) return Math.floor(v.getTime() / MS_PER_DAY);
-      return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
+      if (v instanceof Date) v = v.getTime();
+      return typeof v === 'number' && Number.isFinite(v) ? Math.floor(v / MS_PER_DAY) : undefined;
     case 'bool':
       if (typeof v === 'boolean') return v ? 1 : 0;
       return v === 0 || v === 1 ? v : undefined;
     case 'str':
-      if (typeof v === 'string') return v;
+      if (typeof v === 'string') return v.includes('\uFFFD') ? undefined : v;
       if (v instanceof Uint8Array) {
         try {
           return utf8Strict.decode(v);

@@ -444,7 +444,9 @@ function statsOf(rows: readonly Row[], order: Order, form: number): (col: string
     // Vary the encodings a reader may hand back.
     const enc = (v: unknown): unknown => {
       if (v === undefined) return undefined;
-      if (form % 3 === 1 && v instanceof Date) return t === 'date' ? v.getTime() / MS_PER_DAY : BigInt(v.getTime()) * 1000n;
+      // Arrow's get() form (epoch ms numbers), as Parquet row-group statistics come.
+      if (form % 3 === 1 && v instanceof Date) return t === 'date' ? v.getTime() : BigInt(v.getTime()) * 1000n;
+      if (form % 3 === 2 && v instanceof Date && t === 'timestamp') return v.getTime();
       if (form % 3 === 2 && typeof v === 'string') return Buffer.from(v, 'utf8');
       if (form % 3 === 2 && typeof v === 'bigint' && v >= -(2n ** 53n) && v <= 2n ** 53n) return Number(v);
       return v;
@@ -550,10 +552,18 @@ void describe('mayMatch', () => {
     assert.equal(mayMatch(b(where.eq('ts', 1_500n)), ts), true);
     assert.equal(mayMatch(b(where.eq('ts', 2_000n)), ts), false);
     assert.equal(mayMatch(b(where.eq('ts', 999n)), ts), false);
-    const d = stats({ d: { min: new Date(Date.UTC(2020, 0, 1)), max: 18_300, nullCount: 0, rowCount: 1 } });
+    const d = stats({ d: { min: new Date(Date.UTC(2020, 0, 1)), max: 18_300 * MS_PER_DAY, nullCount: 0, rowCount: 1 } });
     assert.equal(mayMatch(b(where.eq('d', '2020-01-01')), d), true);
     assert.equal(mayMatch(b(where.eq('d', '2019-12-31')), d), false);
     assert.equal(mayMatch(b(where.gt('d', new Date(18_300 * MS_PER_DAY))), d), false);
+    // Fractional epoch-ms numbers (Arrow's Vector.get() form) are widened by their rounding error.
+    const tsms = stats({ ts: { min: 1.5, max: 1_700_000_000_000.123, nullCount: 0, rowCount: 2 } });
+    assert.equal(mayMatch(b(where.lt('ts', 1_500n)), tsms), true);
+    assert.equal(mayMatch(b(where.lt('ts', 1_490n)), tsms), false);
+    assert.equal(mayMatch(b(where.gt('ts', 1_700_000_000_000_123n)), tsms), true);
+    assert.equal(mayMatch(b(where.gt('ts', 1_700_000_000_000_200n)), tsms), false);
+    // A replacement character may come from lossily decoded truncated bytes: ignored.
+    assert.equal(mayMatch(b(where.eq('s', 'a')), stats({ s: { min: 'b\uFFFD', max: 'c', nullCount: 0, rowCount: 1 } })), true);
   });
 
   void it('does not range-prune on string constants whose order depends on the convention', () => {
