@@ -697,6 +697,29 @@ describe('LocalStore: CAS races in one process', () => {
     assert.deepEqual(cur, { bytes: bytes(`p${top.i}`), etag: top.etag });
   });
 
+  test('no lost updates: 16 read-modify-write loops on one counter via putIfMatch', async () => {
+    const s = await openStore();
+    await s.put('counter', bytes('0'));
+    const froms = new Set<number>();
+    const loop = async (): Promise<void> => {
+      for (let done = 0; done < 15; ) {
+        const cur = await s.get('counter');
+        const n = Number(text(cur.bytes));
+        try {
+          await s.putIfMatch('counter', bytes(String(n + 1)), cur.etag);
+        } catch (err) {
+          if (isFloeError(err, 'CAS_CONFLICT')) continue;
+          throw err;
+        }
+        assert.ok(!froms.has(n), `two CAS successes from ${n}`);
+        froms.add(n);
+        done++;
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, loop));
+    assert.equal(text((await s.get('counter')).bytes), String(16 * 15));
+  });
+
   test('putIfMatch racing delete and re-create: no stale winner', async () => {
     const s = await openStore();
     for (let round = 0; round < 10; round++) {
@@ -786,6 +809,26 @@ describe('LocalStore: CAS races across 8 processes', () => {
         assert.ok(win.ok);
         assert.deepEqual(await s.get(key), { bytes: bytes(win.tag), etag: win.etag });
       }
+    } finally {
+      for (const r of racers) r.child.stdin.end();
+      await Promise.all(racers.map((r) => exited(r.child)));
+    }
+    for (const r of racers) assert.equal(r.child.exitCode, 0, r.stderr());
+  });
+
+  test('no lost updates: 8 processes x 2 loops incrementing one counter via putIfMatch', async () => {
+    const s = await openStore();
+    await s.put('counter', bytes('0'));
+    const racers = Array.from({ length: 8 }, (_, i) => spawnFixture('local-racer.js', [s.root, `c${i}`]));
+    try {
+      for (const r of racers) assert.equal(await r.next(), 'ready', r.stderr());
+      const cmd = JSON.stringify({ round: 0, op: 'increment', key: 'counter', parallel: 2, count: 12 }) + '\n';
+      for (const r of racers) r.child.stdin.write(cmd);
+      const replies = await Promise.all(racers.map(async (r) => JSON.parse(await r.next()) as RoundResult));
+      const tags = replies.flatMap((rep) => rep.results.map((o) => o.tag));
+      assert.equal(tags.length, 8 * 2 * 12);
+      assert.equal(new Set(tags).size, tags.length, 'every transition n->n+1 happened exactly once');
+      assert.equal(text((await s.get('counter')).bytes), String(8 * 2 * 12));
     } finally {
       for (const r of racers) r.child.stdin.end();
       await Promise.all(racers.map((r) => exited(r.child)));
