@@ -914,14 +914,14 @@ function toArrowData(type: arrow.DataType, nullable: boolean, values: ArrayLike<
     let total = 0;
     for (let i = 0; i < n; i++) {
       const v = values[i];
-      if (Array.isArray(v)) total += v.length;
+      if (isListValue(v)) total += v.length;
       else if (v !== null && v !== undefined) throw bad(path, `expected a list, decoded ${typeof v}`);
       valueOffsets[i + 1] = total;
     }
     const flat = new Array<unknown>(total);
     for (let i = 0, k = 0; i < n; i++) {
       const v = values[i];
-      if (Array.isArray(v)) for (const x of v as unknown[]) flat[k++] = x;
+      if (isListValue(v)) for (let j = 0; j < v.length; j++) flat[k++] = v[j];
     }
     const child = toArrowData(typeOf(childField), childField.nullable, flat, total, `${path}.${childField.name}`);
     return arrow.makeData({ type, length: n, nullCount, nullBitmap, valueOffsets, child });
@@ -933,9 +933,9 @@ function toArrowData(type: arrow.DataType, nullable: boolean, values: ArrayLike<
     const filler = childField.nullable ? null : zeroOf(typeOf(childField));
     for (let i = 0; i < n; i++) {
       const v = values[i];
-      if (Array.isArray(v)) {
+      if (isListValue(v)) {
         if (v.length !== size) throw bad(path, `expected ${size} elements, decoded ${v.length}`);
-        for (let j = 0; j < size; j++) flat[i * size + j] = v[j] as unknown;
+        for (let j = 0; j < size; j++) flat[i * size + j] = v[j];
       } else if (v === null || v === undefined) {
         for (let j = 0; j < size; j++) flat[i * size + j] = filler;
       } else {
@@ -946,6 +946,11 @@ function toArrowData(type: arrow.DataType, nullable: boolean, values: ArrayLike<
     return arrow.makeData({ type, length: n, nullCount, nullBitmap, child });
   }
   throw new FormatError('INVALID_ARGUMENT', `column ${path}: cannot decode type ${typeName(type)}`);
+}
+
+/** A decoded list: an array, or a typed array for lists of required numbers. */
+function isListValue(v: unknown): v is ArrayLike<unknown> {
+  return Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
 }
 
 /** A placeholder element under a null fixed-size list whose elements are non-nullable. */
