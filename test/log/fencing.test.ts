@@ -4,29 +4,12 @@
 // takeover with writes in flight; the chain never interleaves generations.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { analyzeLog } from '../../src/log/chain.js';
-import type { Slot } from '../../src/log/chain.js';
-import { decodeSegment, parseSegmentKey } from '../../src/log/segment.js';
 import type { LogWriter } from '../../src/log/writer.js';
 import { LogAppendError, openLogWriter } from '../../src/log/writer.js';
 import { Failpoints } from '../../src/store/failpoints.js';
 import { FaultyStore } from '../../src/store/faults.js';
-import { listKeys } from '../../src/store/list.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import type { ObjectStore } from '../../src/store/types.js';
-import { assertRecovered, collect, isCode, payload, readAll } from './helpers.js';
-
-/** The generations along the durable chain, in order. */
-export async function chainGenerations(store: ObjectStore, prefix = 'log/'): Promise<number[]> {
-  const slots: Slot[] = [];
-  for (const key of await listKeys(store, prefix)) {
-    const epoch = parseSegmentKey(prefix, key);
-    if (epoch === null) continue;
-    const d = decodeSegment((await store.get(key)).bytes, epoch);
-    slots.push({ epoch, meta: d.ok ? d.meta : null });
-  }
-  return analyzeLog(slots).chain.map((m) => m.generation);
-}
+import { assertRecovered, chainGenerations, collect, isCode, payload, readAll } from './helpers.js';
 
 const nonDecreasing = (xs: number[]): boolean => xs.every((x, i) => i === 0 || xs[i - 1]! <= x);
 

@@ -1,7 +1,11 @@
 // Shared helpers for the log tests: record payloads that name their origin,
 // reading the whole durable log back, and checking what a crash left.
 import assert from 'node:assert/strict';
+import { analyzeLog } from '../../src/log/chain.js';
+import type { Slot } from '../../src/log/chain.js';
 import type { LogEntry } from '../../src/log/replay.js';
+import { decodeSegment, parseSegmentKey } from '../../src/log/segment.js';
+import { listKeys } from '../../src/store/list.js';
 import { readLog } from '../../src/log/replay.js';
 import { FloeError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/store/types.js';
@@ -68,3 +72,16 @@ export function assertRecovered(
 export function isCode(code: string): (e: unknown) => boolean {
   return (e: unknown) => e instanceof FloeError && e.code === code;
 }
+
+/** The generations along the durable chain, in order. */
+export async function chainGenerations(store: ObjectStore, prefix = 'log/'): Promise<number[]> {
+  const slots: Slot[] = [];
+  for (const key of await listKeys(store, prefix)) {
+    const epoch = parseSegmentKey(prefix, key);
+    if (epoch === null) continue;
+    const d = decodeSegment((await store.get(key)).bytes, epoch);
+    slots.push({ epoch, meta: d.ok ? d.meta : null });
+  }
+  return analyzeLog(slots).chain.map((m) => m.generation);
+}
+
