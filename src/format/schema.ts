@@ -1116,7 +1116,9 @@ function structBatch(fields: arrow.Field[], children: arrow.Data[], numRows: num
 /**
  * Rows (normalized by `validateRows`; other values are coerced or rejected)
  * to one RecordBatch in the schema's column order, preceded by `_id` and
- * `_seq` when `system` is given (both arrays must have one entry per row).
+ * `_seq` when `system` is given (both arrays must have one entry per row;
+ * they become the batch's buffers without a copy, so do not mutate them
+ * afterwards).
  */
 export function rowsToRecordBatch(
   schema: TableSchema,
@@ -1132,7 +1134,10 @@ export function rowsToRecordBatch(
     }
     fields.push(...systemFields());
     children.push(arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: 0, data: system._id }));
-    children.push(arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: 0, data: system._seq }));
+    // apache-arrow's IPC writer (used on the way to Parquet) emits a broken
+    // message when one typed array backs two columns, so never share one.
+    const seqs = system._seq === system._id ? system._seq.slice() : system._seq;
+    children.push(arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: 0, data: seqs }));
   }
   for (const c of schema.columns) {
     fields.push(new arrow.Field(c.name, arrowType(c.type), c.nullable));

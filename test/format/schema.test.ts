@@ -567,6 +567,18 @@ void describe('rowsToRecordBatch / recordBatchToRows', () => {
     );
   });
 
+  void it('survives Arrow IPC when one array is passed as both _id and _seq', () => {
+    // apache-arrow's IPC writer breaks when one typed array backs two columns.
+    const s = normalizeSchema({ a: { type: 'int32', nullable: false } });
+    const ids = BigInt64Array.from([0n, 1n]);
+    const batch = rowsToRecordBatch(s, [{ a: 0 }, { a: 7 }], { _id: ids, _seq: ids });
+    const back = arrow.tableFromIPC(arrow.tableToIPC(new arrow.Table([batch]))).batches.flatMap((b) => recordBatchToRows(b));
+    assert.deepEqual(back, [
+      { _id: 0n, _seq: 0n, a: 0 },
+      { _id: 1n, _seq: 1n, a: 7 },
+    ]);
+  });
+
   void it('coerces unnormalized values and rejects bad ones, naming row and column', () => {
     const s = normalizeSchema({ a: 'int64', b: { type: 'utf8', nullable: false } });
     const batch = rowsToRecordBatch(s, [{ a: 5, b: 'x' }], null);
