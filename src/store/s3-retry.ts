@@ -275,6 +275,15 @@ export function conditionalStep(kind: FailureKind, mode: ConditionalMode): Condi
   }
 }
 
+/**
+ * A 409 said nothing was written and no retry budget is left. Normally the
+ * race is simply lost; but if an earlier attempt of the same call had an
+ * unknown outcome it may still apply, so "lost" would be a lie.
+ */
+export function conflictBudgetSpent(uncertain: boolean): 'lost' | 'unknown' {
+  return uncertain ? 'unknown' : 'lost';
+}
+
 /** What a read-back (HEAD) found at the key: null when absent. */
 export interface ReadBack {
   readonly etag: string;

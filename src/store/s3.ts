@@ -96,6 +96,7 @@ import {
   after412,
   classifyFailure,
   conditionalStep,
+  conflictBudgetSpent,
   errorCodeFor,
   failureFacts,
   ifMatchHeader,
@@ -524,7 +525,11 @@ export class S3Store implements ObjectStore {
       }
       if (step === 'resend') {
         const delay = nextDelay(this.#policy, attempts, this.#now() - start, this.#random());
-        if (delay === null) throw this.#lost(mode, r, key, expected, uncertain);
+        if (delay === null) {
+          throw conflictBudgetSpent(uncertain) === 'lost'
+            ? this.#lost(mode, r, key, expected, false)
+            : this.#unknownOutcome(op, key, attempts, r, undefined);
+        }
         await this.#sleep(delay);
         continue;
       }
