@@ -108,8 +108,11 @@ export interface LocalStoreOptions {
    */
   readonly fsync?: boolean;
   /**
-   * Grace period in ms (default 10 000): temps and staging directories older
-   * than this are garbage, and a claim older than this is broken.
+   * Grace period in ms (default 10 000, must be > 0): temps and staging
+   * directories older than this are garbage, and a claim older than this is
+   * broken. Every process sharing a directory must use the same value (a
+   * writer trusts its claim for half of its own grace period). Small values
+   * are for tests and for sweeping a store nobody else is writing.
    */
   readonly staleMs?: number;
   /** Wall clock in ms, compared with file times (default Date.now). */
@@ -371,8 +374,8 @@ export class LocalStore implements ObjectStore {
       });
     }
     const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
-    if (!Number.isFinite(staleMs) || staleMs < 0) {
-      throw new FloeError('INVALID_ARGUMENT', `staleMs must be a finite number >= 0, got ${staleMs}`, { backend: 'local' });
+    if (!Number.isFinite(staleMs) || staleMs <= 0) {
+      throw new FloeError('INVALID_ARGUMENT', `staleMs must be a finite number > 0, got ${staleMs}`, { backend: 'local' });
     }
     const fsync = options.fsync ?? true;
     const abs = path.resolve(root);
@@ -515,8 +518,8 @@ export class LocalStore implements ObjectStore {
     const retired = path.join(loc.parent, DEAD + randomHex());
     const mv = await this.#try('delete: retire object directory', loc.obj, key, () => fs.rename(loc.obj, retired), ['ENOENT']);
     if (!mv.ok) return; // already absent
-    await this.#syncDir(loc.parent, key);
-    await removeTreeQuietly(retired);
+    await this.#syncDir(loc.parent, key, 'after retiring (the key is gone, durability unknown)');
+    await removeRetired(retired);
     await this.#pruneEmptyParents(loc);
   }
 
@@ -550,7 +553,7 @@ export class LocalStore implements ObjectStore {
           return 'exists';
         }
         published = true;
-        await this.#syncDir(loc.parent, key);
+        await this.#syncDir(loc.parent, key, 'after publishing (the object is visible, its durability unknown)');
         return { etag: formatEtag(first) };
       } finally {
         if (!published) await removeTreeQuietly(staging);
@@ -649,7 +652,9 @@ export class LocalStore implements ObjectStore {
         const tempName: string = temp;
         temp = null;
         await unlinkQuietly(at(tempName));
-        if (this.#fsync) await this.#do('fsync object directory', loc.obj, key, () => dir.sync());
+        if (this.#fsync) {
+          await this.#do('fsync object directory after publishing (the write is visible, its durability unknown)', loc.obj, key, () => dir.sync());
+        }
         await removeInOrder(at, [...st.superseded, cur.name, claimFileName(cur)]);
         return { etag: formatEtag(next) };
       }
@@ -784,7 +789,7 @@ export class LocalStore implements ObjectStore {
       const c = classifyEntry(e.name, e.isDirectory());
       switch (c.kind) {
         case 'retired':
-          await removeTreeQuietly(full);
+          await removeRetired(full);
           report.retired++;
           break;
         case 'temp':
@@ -922,12 +927,12 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async #syncDir(dir: string, key: string | undefined): Promise<void> {
+  async #syncDir(dir: string, key: string | undefined, when = ''): Promise<void> {
     if (!this.#fsync) return;
     try {
       await syncDirAt(dir);
     } catch (err) {
-      throw mapFsError(err, 'fsync directory', dir, key, this.location);
+      throw mapFsError(err, when ? `fsync directory ${when}` : 'fsync directory', dir, key, this.location);
     }
   }
 
@@ -1021,6 +1026,31 @@ async function removeTreeQuietly(dir: string): Promise<void> {
     // Best effort, as above: a concurrent writer may still be adding a temp
     // to a retired directory (ENOTEMPTY); sweep() collects what remains.
     if (errnoOf(err) === undefined) throw err;
+  }
+}
+
+/**
+ * Removes a retired object directory: it holds only files (generations,
+ * claims, temps, the segment record), so unlink each and rmdir, cheaper than
+ * a generic recursive removal. Best effort, like removeTreeQuietly.
+ */
+async function removeRetired(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    // Gone already (another collector) or unreadable: nothing more to do here.
+    if (errnoOf(err) === undefined) throw err;
+    return;
+  }
+  for (const n of names) await unlinkQuietly(path.join(dir, n));
+  try {
+    await fs.rmdir(dir);
+  } catch (err) {
+    // ENOTEMPTY: a writer still holding the retired incarnation added a file,
+    // or an entry was not a file; fall back to a recursive removal.
+    if (errnoOf(err) === undefined) throw err;
+    await removeTreeQuietly(dir);
   }
 }
 
