@@ -168,7 +168,8 @@ export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions 
   const pw = parquetWasm();
   let raw: Uint8Array;
   try {
-    const props = new pw.WriterPropertiesBuilder()
+    // Each builder call consumes the builder (Rust by-value self): always reassign.
+    let props = new pw.WriterPropertiesBuilder()
       .setCompression(
         compression === 'zstd'
           ? pw.Compression.ZSTD
@@ -178,14 +179,41 @@ export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions 
       )
       .setMaxRowGroupSize(rowGroupRows)
       .setStatisticsEnabled(pw.EnabledStatistics.Page)
-      .setKeyValueMetadata(kv)
-      .build();
+      .setKeyValueMetadata(kv);
+    // Dictionary pages pay off for repetitive columns; for mostly-distinct
+    // ones (ids, names, long text) the writer fills a dictionary page up to
+    // its limit before falling back, and every point lookup must fetch it.
+    for (const f of table.schema.fields) {
+      if (mostlyDistinct(table.getChild(f.name))) props = props.setColumnDictionaryEnabled(f.name, false);
+    }
+    const built = props.build();
     const wasmTable = pw.Table.fromIPCStream(arrow.tableToIPC(table, 'stream'));
-    raw = pw.writeParquet(wasmTable, props);
+    raw = pw.writeParquet(wasmTable, built);
   } catch (err) {
     throw new FloeError('INVALID_ARGUMENT', `cannot encode table as Parquet: ${describeError(err)}`, { cause: err });
   }
   return addTrailer(raw);
+}
+
+/**
+ * True when a sample of a flat column's values is more than half distinct.
+ * Small samples (under 64 non-null values) keep the writer's default.
+ */
+function mostlyDistinct(vector: arrow.Vector | null): boolean {
+  if (!vector || vector.length === 0) return false;
+  const type = vector.type as arrow.DataType;
+  if (!isFlatType(type) || arrow.DataType.isBool(type)) return false;
+  const samples = Math.min(vector.length, 2048);
+  const step = vector.length / samples;
+  const seen = new Set<unknown>();
+  let nonNull = 0;
+  for (let i = 0; i < samples; i++) {
+    const v = vector.get(Math.floor(i * step)) as unknown;
+    if (v === null || v === undefined) continue;
+    nonNull++;
+    seen.add(v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1') : v);
+  }
+  return nonNull >= 64 && seen.size * 2 > nonNull;
 }
 
 /** Reject types floe does not promise to round-trip (and that peers may misread). */

@@ -11,7 +11,7 @@ import { MemoryStore } from '../../src/store/memory.js';
 import { MetricsStore } from '../../src/store/metrics.js';
 import { INTEGRITY_KEY, ParquetFile, compareStat, encodeParquet, parquetFooterStats } from '../../src/format/parquet.js';
 import type { ColumnStats } from '../../src/format/parquet.js';
-import { ALL_TYPES_SCHEMA, allTypesTable, allTypesValues, columnValues, describeFields, plain, tableOf } from './fixtures.js';
+import { ALL_TYPES_SCHEMA, allTypesTable, allTypesValues, columnValues, describeFields, plain, rng, tableOf } from './fixtures.js';
 
 const KEY = 'tables/t1/data/f1.parquet';
 
@@ -207,6 +207,38 @@ void describe('encodeParquet + ParquetFile', () => {
     }
     await rejectsWith(pf.readRows(5, 4), 'INVALID_ARGUMENT', KEY);
     await rejectsWith(pf.readRows(0, 1201), 'INVALID_ARGUMENT', KEY);
+  });
+
+  void it('a point lookup fetches one page per column, without a dictionary page for mostly-distinct columns', async () => {
+    const n = 60_000;
+    const schema = new arrow.Schema([
+      new arrow.Field('_id', new arrow.Int64(), false),
+      new arrow.Field('name', new arrow.Utf8(), false),
+      new arrow.Field('kind', new arrow.Utf8(), false),
+    ]);
+    const r = rng(4);
+    const word = (): string => Array.from({ length: 8 + Math.floor(r() * 40) }, () => String.fromCharCode(97 + Math.floor(r() * 26))).join('');
+    const cols = {
+      _id: Array.from({ length: n }, (_, i) => BigInt(i)),
+      name: Array.from({ length: n }, (_, i) => `${word()}-${i}`),
+      kind: Array.from({ length: n }, (_, i) => ['lib', 'bin', 'doc'][i % 3] as string),
+    };
+    const bytes = encodeParquet(tableOf(schema, cols));
+    const store = await stored(bytes);
+    const pf = await ParquetFile.open(store, KEY, { size: bytes.length });
+    for (const row of [0, 31_337, n - 1]) {
+      store.reset();
+      const batch = await pf.readRows(row, row + 1, ['_id', 'name', 'kind']);
+      assert.deepStrictEqual(columnValues(batch, 'name'), [cols.name[row]]);
+      assert.deepStrictEqual(columnValues(batch, '_id'), [BigInt(row)]);
+      assert.deepStrictEqual(columnValues(batch, 'kind'), [cols.kind[row]]);
+      // at most one range per column: the pages holding the row, no dictionary page before them
+      assert.ok(store.requests('getRange') <= 3, `getRange requests: ${store.requests('getRange')}`);
+      store.reset();
+      await pf.readRows(row, row + 1, ['_id']);
+      // one ~1 MiB (uncompressed) page of _id; a dictionary of 60,000 distinct int64s alone would be 480 KB
+      assert.ok(store.snapshot().getRange.bytesRead < 64 * 1024, `read ${store.snapshot().getRange.bytesRead} bytes of _id`);
+    }
   });
 
   void it('opens with one range request when the size is known, HEAD + range otherwise, two when the footer is bigger', async () => {
