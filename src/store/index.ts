@@ -13,6 +13,8 @@ export { MetricsStore, STORE_OPS } from './metrics.js';
 export type { MetricsSnapshot, OpCounts, StoreOp } from './metrics.js';
 export { CachedStore } from './cache.js';
 export type { CacheOptions } from './cache.js';
+export { DiskCachedStore } from './diskcache.js';
+export type { DiskCacheOptions } from './diskcache.js';
 export { parseStoreUri, openStore } from './uri.js';
 export type { StoreSpec, OpenStoreOptions } from './uri.js';
 export { listAll, listKeys } from './list.js';

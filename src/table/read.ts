@@ -16,7 +16,7 @@
 import * as arrow from 'apache-arrow';
 import { FloeError } from '../errors.js';
 import type { Row } from '../format/logrecord.js';
-import { keyOf, projectBatch, recordBatchToRows, rowsToRecordBatch } from '../format/schema.js';
+import { compareStrings, keyOf, projectBatch, recordBatchToRows, rowsToRecordBatch } from '../format/schema.js';
 import { decodeValue } from '../format/values.js';
 import type { DataFileEntry } from './manifest.js';
 import type { MemEntry } from './memtable.js';
@@ -276,9 +276,8 @@ export function cmp(a: unknown, b: unknown): number {
   }
   if (typeof a === 'number' && typeof b === 'number') return a - b;
   if (typeof a === 'boolean' && typeof b === 'boolean') return Number(a) - Number(b);
-  const sa = String(a);
-  const sb = String(b);
-  return sa < sb ? -1 : sa > sb ? 1 : 0;
+  // Strings order by code point (UTF-8 byte order), as Parquet statistics do.
+  return compareStrings(String(a), String(b));
 }
 
 /** Rows matching a scan, counted without materializing output columns. */
