@@ -308,7 +308,7 @@ void describe('encodeParquet + ParquetFile', () => {
     await rejectsWith(ParquetFile.open(await stored(bytes.subarray(0, bytes.length - 10)), KEY, { size: bytes.length }), 'CORRUPT', KEY);
   });
 
-  void it('every single-bit flip in the footer and checksum trailer is CORRUPT on open', async () => {
+  void it('single-bit flips in the footer and checksum trailer are CORRUPT on open (every bit with FLOE_TORTURE_ROUNDS>1)', async () => {
     const bytes = encodeParquet(allTypesTable(120, 8), { rowGroupRows: 40 });
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const footerStart = bytes.length - 8 - view.getUint32(bytes.length - 8, true);
@@ -317,8 +317,10 @@ void describe('encodeParquet + ParquetFile', () => {
     const copy = bytes.slice();
     const store = new MemoryStore();
     let checked = 0;
+    const everyBit = Number(process.env.FLOE_TORTURE_ROUNDS ?? 1) > 1;
     for (let at = trailerStart; at < bytes.length; at++) {
       for (let bit = 0; bit < 8; bit++) {
+        if (!everyBit && bit !== at % 8 && bit !== (at + 3) % 8) continue;
         copy[at] = (bytes[at] as number) ^ (1 << bit);
         await store.put(KEY, copy);
         await assert.rejects(ParquetFile.open(store, KEY, { size: copy.length }), (err: unknown) => isFloeError(err, 'CORRUPT') && err.key === KEY, `bit ${bit} of byte ${at}`);
@@ -326,7 +328,7 @@ void describe('encodeParquet + ParquetFile', () => {
       }
       copy[at] = bytes[at] as number;
     }
-    assert.ok(checked > 8 * 1000, `checked ${checked} flips`);
+    assert.ok(checked > 2 * 1000, `checked ${checked} flips`);
   });
 
   void it('flipped bits in the data region are CORRUPT on read, never wrong values', async () => {
@@ -337,7 +339,9 @@ void describe('encodeParquet + ParquetFile', () => {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const footerStart = bytes.length - 8 - view.getUint32(bytes.length - 8, true);
     const trailerStart = footerStart - 20 - view.getUint32(footerStart - 20, true) * 8;
-    const stride = Number(process.env.FLOE_TORTURE_ROUNDS ?? 1) > 1 ? 1 : 5;
+    // quick default: ~400 flips spread over the region; FLOE_TORTURE_ROUNDS>1 flips every byte
+    const stride = Number(process.env.FLOE_TORTURE_ROUNDS ?? 1) > 1 ? 1 : Math.max(1, Math.floor(trailerStart / 400));
+    const expected = ALL_TYPES_SCHEMA.fields.map((f) => columnValues(table, f.name));
     const store = new MemoryStore();
     const copy = bytes.slice();
     let corrupt = 0;
@@ -350,7 +354,7 @@ void describe('encodeParquet + ParquetFile', () => {
         // size known and a tiny hint: the data region is read by range, as on S3
         const pf = await ParquetFile.open(store, KEY, { size: copy.length, footerHint: 16 });
         const whole = await pf.readRows(0, pf.numRows);
-        for (const f of ALL_TYPES_SCHEMA.fields) assert.deepStrictEqual(columnValues(whole, f.name), columnValues(table, f.name), `flip at ${at}`);
+        ALL_TYPES_SCHEMA.fields.forEach((f, i) => assert.deepStrictEqual(columnValues(whole, f.name), expected[i], `flip at ${at}`));
         for (let i = 0; i < pf.rowGroups.length; i++) await pf.readRowGroup(i);
         intact++; // the flip hit bytes no read needs (the page statistics index)
       } catch (err) {
