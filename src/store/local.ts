@@ -61,10 +61,16 @@
  *     at that instant, and nobody else may now create g+1;
  *  5. publish: link(temp, g+1). This is the linearization point;
  *  6. unlink the temp, fsync D, then remove g and its claim (I4).
- * A writer whose claim is older than half the grace period before step 5
- * gives up (its claim is then broken like a dead one), so a claimer and a
- * breaker never both create g+1 unless a process pauses longer than half
- * the grace period inside a single await; that is the one timing assumption.
+ * A claim whose writer died would block g forever, so a writer that finds a
+ * claim older than the grace period `staleMs` (by the claim's ctime, which
+ * link(2) sets) breaks it: it links g's own file as g+1, a new etag for the
+ * same bytes. Meanwhile putIfMatch on g answers CAS_CONFLICT and readers are
+ * unaffected. The claimer, for its part, publishes only while less than half
+ * the grace period has passed since it issued the claim, and otherwise
+ * abandons it. The one timing assumption: no process stalls for more than
+ * half the grace period between that check and its link(2) running, the
+ * wall clock does not jump by as much, and every process sharing the
+ * directory uses the same `staleMs`.
  *
  * Delete: rename the object directory to `.floe-x-*` (atomic; an absent key is
  * success) and fsync the parent, then remove that tree and any emptied plain
