@@ -36,6 +36,7 @@
  * store's cache decorator is the place for caching bytes).
  */
 import * as arrow from 'apache-arrow';
+import { VectorAssembler } from 'apache-arrow/visitor/vectorassembler';
 import { createRequire } from 'node:module';
 import { parquetMetadata, parquetRead, readOffsetIndex } from 'hyparquet';
 import type { AsyncBuffer, ColumnData, FileMetaData, ParquetParsers, SchemaElement, Statistics } from 'hyparquet';
@@ -134,6 +135,29 @@ function parquetWasm(): ParquetWasm {
 // Writing
 
 /** Serialize `table` as one Parquet file (bytes ready to `put`). */
+/**
+ * apache-arrow (18.x) writes an all-null boolean array to IPC with an empty
+ * values buffer, which parquet-wasm's reader rejects ("Need at least 1 bytes
+ * for bitmap"). Patch the IPC assembler once: for such arrays, emit a
+ * zero-filled values buffer of the right size instead (the validity bitmap
+ * and the recorded null count are unchanged, so readers still see nulls).
+ */
+function patchBoolAssembler(): void {
+  const proto = VectorAssembler.prototype as unknown as { visitBool: (this: unknown, d: arrow.Data) => unknown; __floePatched?: boolean };
+  if (proto.__floePatched) return;
+  const original = proto.visitBool;
+  proto.visitBool = function (this: unknown, d: arrow.Data): unknown {
+    if (d.length > 0 && d.nullCount >= d.length) {
+      const zeros = new Uint8Array(Math.ceil((d.offset + d.length) / 8));
+      const view = Object.create(d, { nullCount: { value: 0 }, values: { value: zeros } }) as arrow.Data;
+      return original.call(this, view);
+    }
+    return original.call(this, d);
+  };
+  proto.__floePatched = true;
+}
+patchBoolAssembler();
+
 export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions = {}): Uint8Array {
   const rowGroupRows = options.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS;
   if (!Number.isSafeInteger(rowGroupRows) || rowGroupRows < 1) {

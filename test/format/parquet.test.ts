@@ -409,3 +409,23 @@ void describe('encodeParquet + ParquetFile', () => {
     }
   });
 });
+
+void describe('encodeParquet: all-null booleans (apache-arrow IPC quirk)', () => {
+  void it('round-trips a bool column and a list<bool> whose values are all null', async () => {
+    const table = new arrow.Table({
+      b: arrow.vectorFromArray([null, null, null], new arrow.Bool()),
+      l: arrow.vectorFromArray([null, [null], []], new arrow.List(new arrow.Field('item', new arrow.Bool(), true))),
+    });
+    const store = new MemoryStore();
+    const bytes = encodeParquet(table);
+    await store.put('t.parquet', bytes);
+    const pf = await ParquetFile.open(store, 't.parquet', { size: bytes.length });
+    const batch = await pf.readRowGroup(0);
+    assert.deepEqual(batch.getChild('b')!.toArray().length, 3);
+    assert.deepEqual([0, 1, 2].map((i) => batch.getChild('b')!.get(i) as unknown), [null, null, null]);
+    const l = batch.getChild('l')!;
+    assert.equal(l.get(0), null);
+    assert.deepEqual([...(l.get(1) as arrow.Vector)], [null]);
+    assert.deepEqual([...(l.get(2) as arrow.Vector)], []);
+  });
+});
