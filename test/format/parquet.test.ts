@@ -421,7 +421,7 @@ void describe('encodeParquet: all-null booleans (apache-arrow IPC quirk)', () =>
     await store.put('t.parquet', bytes);
     const pf = await ParquetFile.open(store, 't.parquet', { size: bytes.length });
     const batch = await pf.readRowGroup(0);
-    assert.deepEqual(batch.getChild('b')!.toArray().length, 3);
+    assert.equal(batch.numRows, 3);
     assert.deepEqual([0, 1, 2].map((i) => batch.getChild('b')!.get(i) as unknown), [null, null, null]);
     const l = batch.getChild('l')!;
     assert.equal(l.get(0), null);
