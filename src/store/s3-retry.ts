@@ -182,8 +182,10 @@ export function classifyFailure(f: FailureFacts): FailureKind {
     if (status >= 400) return 'client';
     return 'unknown';
   }
-  if (f.name === 'TimeoutError' || (f.errno !== undefined && TIMEOUT_ERRNOS.has(f.errno))) return 'timeout';
+  // The errno first: the SDK's HTTP handler renames ECONNRESET and EPIPE
+  // errors to "TimeoutError", but a reset is a reset.
   if (f.errno !== undefined && NETWORK_ERRNOS.has(f.errno)) return 'network';
+  if (f.name === 'TimeoutError' || (f.errno !== undefined && TIMEOUT_ERRNOS.has(f.errno))) return 'timeout';
   if (f.name === 'CredentialsProviderError' || (code !== undefined && AUTH_CODES.has(code))) return 'auth';
   if (f.name === 'AbortError') return 'aborted';
   return 'unknown';

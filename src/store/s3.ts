@@ -676,7 +676,9 @@ export class S3Store implements ObjectStore {
       case 'client':
         return `request rejected (${detail})`;
       case 'timeout':
-        return `no complete response from ${this.#endpointText} within ${this.#timeoutMs} ms`;
+        return facts.timedOut === true
+          ? `no complete response from ${this.#endpointText} within ${this.#timeoutMs} ms`
+          : `timed out talking to ${this.#endpointText} (${detail})`;
       case 'network':
         return `cannot reach ${this.#endpointText} (${detail})`;
       case 'aborted':

@@ -41,7 +41,11 @@ describe('classifyFailure', () => {
     [{ timedOut: true }, 'timeout'],
     [{ timedOut: true, status: 412, code: 'PreconditionFailed' }, 'timeout'],
     [{ timedOut: true, errno: 'ECONNRESET' }, 'timeout'],
-    [{ name: 'TimeoutError', errno: 'ECONNRESET' }, 'timeout'],
+    // the SDK names resets "TimeoutError"; the errno decides
+    [{ name: 'TimeoutError', errno: 'ECONNRESET' }, 'network'],
+    [{ name: 'TimeoutError', errno: 'EPIPE' }, 'network'],
+    [{ name: 'TimeoutError', errno: 'ETIMEDOUT' }, 'timeout'],
+    [{ name: 'TimeoutError' }, 'timeout'],
     [{ errno: 'ETIMEDOUT' }, 'timeout'],
     [{ errno: 'ESOCKETTIMEDOUT' }, 'timeout'],
     [{ errno: 'UND_ERR_HEADERS_TIMEOUT' }, 'timeout'],
