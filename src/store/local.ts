@@ -457,11 +457,17 @@ export class LocalStore implements ObjectStore {
   /** Reads the current generation with `read`; null when the key is absent. */
   async #readCurrent<T>(key: string, op: string, read: (file: string) => Promise<T>): Promise<{ value: T; etag: string } | null> {
     const loc = this.#locate(key);
+    let empty = 0;
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
       const names = await this.#try(`${op}: list object directory`, loc.obj, key, () => fs.readdir(loc.obj), ['ENOENT']);
       if (!names.ok) return null;
       const cur = scanObjectDir(names.value).current;
-      if (!cur) throw this.#corrupt(key, loc.obj);
+      if (!cur) {
+        // Normally a delete emptying the incarnation we had just opened: look
+        // again. Still empty at the path each time: really corrupt.
+        if (++empty >= 3) throw this.#corrupt(key, loc.obj);
+        continue;
+      }
       const file = path.join(loc.obj, cur.name);
       const r = await this.#try(`${op}: read`, file, key, () => read(file), ['ENOENT']);
       if (r.ok) return { value: r.value, etag: formatEtag(cur) };
@@ -544,9 +550,10 @@ export class LocalStore implements ObjectStore {
       let published = false;
       try {
         const first: Generation = { gen: 1, nonce: randomHex() };
-        await this.#writeNewFile(path.join(staging, genFileName(first)), bytes, key);
+        // false: the staging directory was collected as stale meanwhile.
+        if (!(await this.#writeNewFile(path.join(staging, genFileName(first)), bytes, key))) continue;
         if (loc.layout.leafName.startsWith(OBJ_LONG)) {
-          await this.#writeNewFile(path.join(staging, NAME_RECORD), Buffer.from(loc.layout.leafSeg, 'utf8'), key);
+          if (!(await this.#writeNewFile(path.join(staging, NAME_RECORD), Buffer.from(loc.layout.leafSeg, 'utf8'), key))) continue;
         }
         await this.#syncDir(staging, key);
         const mv = await this.#try('publish object directory', loc.obj, key, () => fs.rename(staging, loc.obj), [
@@ -588,10 +595,14 @@ export class LocalStore implements ObjectStore {
     let failure: unknown = null;
     try {
       for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-        const names = await this.#do('list object directory', loc.obj, key, () => fs.readdir(base));
-        const st = scanObjectDir(names);
+        const names = await this.#try('list object directory', loc.obj, key, () => fs.readdir(base), ['ENOENT']);
+        const st = scanObjectDir(names.ok ? names.value : []);
         const cur = st.current;
-        if (!cur) throw this.#corrupt(key, loc.obj);
+        if (!cur) {
+          // A delete retired (and emptied) our incarnation: the key is absent.
+          if (!(await this.#stillAtPath(dir, loc.obj, key))) return 'absent';
+          throw this.#corrupt(key, loc.obj);
+        }
         if (expected && (cur.gen !== expected.gen || cur.nonce !== expected.nonce)) {
           throw this.#conflict(key, 'etag does not match the current object');
         }
@@ -616,7 +627,7 @@ export class LocalStore implements ObjectStore {
         }
         if (temp === null) {
           const name = TMP + randomHex();
-          await this.#writeNewFile(at(name), bytes, key, shown(name));
+          if (!(await this.#writeNewFile(at(name), bytes, key, shown(name)))) return 'absent'; // retired and removed
           temp = name;
         }
         // Measured from before the claim syscall: its ctime, which breakers
@@ -644,7 +655,7 @@ export class LocalStore implements ObjectStore {
           // collected as stale. The claim is fresh: write the bytes again.
           temp = null;
           const name = TMP + randomHex();
-          await this.#writeNewFile(at(name), bytes, key, shown(name));
+          if (!(await this.#writeNewFile(at(name), bytes, key, shown(name)))) return 'absent'; // retired and removed
           temp = name;
           published = null;
         }
@@ -909,12 +920,25 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  /** Creates `file` (must not exist), writes `bytes`, fsyncs, closes. */
-  async #writeNewFile(file: string, bytes: Uint8Array, key: string, shown: string = file): Promise<void> {
+  /** True when the directory behind `dir` is still the one at path `obj`. */
+  async #stillAtPath(dir: FileHandle, obj: string, key: string): Promise<boolean> {
+    const [mine, there] = await Promise.all([
+      this.#do('stat object directory', obj, key, () => dir.stat()),
+      this.#try('stat object directory', obj, key, () => fs.stat(obj), ['ENOENT', 'ENOTDIR']),
+    ]);
+    return there.ok && there.value.ino === mine.ino && there.value.dev === mine.dev;
+  }
+
+  /**
+   * Creates `file` (must not exist), writes `bytes`, fsyncs, closes. False
+   * when its directory no longer exists (a retired incarnation was removed).
+   */
+  async #writeNewFile(file: string, bytes: Uint8Array, key: string, shown: string = file): Promise<boolean> {
     let fh: FileHandle;
     try {
       fh = await fs.open(file, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL, 0o644);
     } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return false;
       throw mapFsError(err, 'create temp file', shown, key, this.location);
     }
     try {
@@ -931,6 +955,7 @@ export class LocalStore implements ObjectStore {
       await unlinkQuietly(file);
       throw mapFsError(err, 'close temp file', shown, key, this.location);
     }
+    return true;
   }
 
   async #syncDir(dir: string, key: string | undefined, when = ''): Promise<void> {
@@ -968,7 +993,7 @@ export class LocalStore implements ObjectStore {
     const made = await this.#try('create staging directory', staging, key, () => fs.mkdir(staging), ['ENOENT']);
     if (!made.ok) return; // parent pruned meanwhile; the caller retries
     try {
-      await this.#writeNewFile(path.join(staging, NAME_RECORD), Buffer.from(seg, 'utf8'), key);
+      if (!(await this.#writeNewFile(path.join(staging, NAME_RECORD), Buffer.from(seg, 'utf8'), key))) return; // collected; the caller retries
       await this.#syncDir(staging, key);
       const mv = await this.#try('publish directory', target, key, () => fs.rename(staging, target), ['ENOTEMPTY', 'EEXIST', 'ENOENT']);
       if (mv.ok) await this.#syncDir(parent, key);

@@ -732,6 +732,37 @@ describe('LocalStore: CAS races in one process', () => {
     assert.equal(text((await s.get('counter')).bytes), String(16 * 15));
   });
 
+  test('writers and readers racing deletes see only NOT_FOUND/CAS_CONFLICT/ALREADY_EXISTS', async () => {
+    const s = await openStore();
+    const expected = new Set(['NOT_FOUND', 'CAS_CONFLICT', 'ALREADY_EXISTS']);
+    const unexpected: string[] = [];
+    const guard = async (run: () => Promise<unknown>): Promise<void> => {
+      try {
+        await run();
+      } catch (err) {
+        if (!isFloeError(err) || !expected.has(err.code)) unexpected.push(String(err));
+      }
+    };
+    let stop = false;
+    const deleter = async (): Promise<void> => {
+      for (let i = 0; i < 300; i++) await guard(() => s.delete('churn'));
+      stop = true;
+    };
+    const writer = async (i: number): Promise<void> => {
+      while (!stop) {
+        await guard(() => s.put('churn', bytes(`w${i}`)));
+        await guard(async () => {
+          const cur = await s.get('churn');
+          await s.putIfMatch('churn', bytes(`m${i}`), cur.etag);
+        });
+        await guard(() => s.putIfAbsent('churn', bytes(`a${i}`)));
+        await guard(() => s.head('churn'));
+      }
+    };
+    await Promise.all([deleter(), deleter(), ...Array.from({ length: 6 }, (_, i) => writer(i))]);
+    assert.deepEqual(unexpected, []);
+  });
+
   test('putIfMatch racing delete and re-create: no stale winner', async () => {
     const s = await openStore();
     for (let round = 0; round < 10; round++) {
