@@ -76,6 +76,11 @@
  *    (conditional PUT on old MinIO/RGW).
  * 10. A PUT response without an ETag: the etag is the MD5 of the bytes, which
  *    is what every S3 returns for a single-part, non-KMS object.
+ * 11. The SDK's Node HTTP handler renames ECONNRESET/EPIPE errors to
+ *    "TimeoutError"; failures are classified by errno first, so a reset is a
+ *    network error and only a deadline is a TIMEOUT.
+ * 12. Batch DeleteObjects is not used: the SDK sends it with a CRC32
+ *    checksum header that RGW 16 refuses.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -707,7 +712,7 @@ export class S3Store implements ObjectStore {
   #lost(mode: ConditionalMode, r: Extract<Attempt<never>, { ok: false }>, key: string, expected: string | undefined, uncertain: boolean): FloeError {
     const why = describeFacts(r.facts, r.err);
     const caveat = uncertain
-      ? '; an earlier attempt had an unknown outcome and the read-back found another object, so either another writer won or ours applied and was already replaced'
+      ? '; an attempt had an unknown outcome and the read-back found another writer\'s object: either they won, or ours applied and was already replaced'
       : '';
     if (mode === 'absent') {
       return new FloeError('ALREADY_EXISTS', `object already exists (${why})${caveat}`, { key, backend: this.location, cause: r.err });
