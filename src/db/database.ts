@@ -81,6 +81,43 @@ export interface CreateTableOptions {
   readonly primaryKey?: string | readonly string[];
 }
 
+/**
+ * The engine surface that modules layered on a database (multi-table
+ * commits and recovery, mutations, replicas, the server) build on. Not part
+ * of the public API: names may change between versions.
+ */
+export interface DbInternals {
+  readonly store: ObjectStore;
+  readonly failpoints: FailpointHook;
+  readonly writeCtx: WriteContext;
+  readonly files: FileCache;
+  readonly readOnly: boolean;
+  /** The log writer, when this process holds it. */
+  readonly log: LogWriter | null;
+  now(): number;
+  newId(): string;
+  /** The catalog state last read or written by this process. */
+  catalog(): CatalogState;
+  /** Re-read the catalog from the store. */
+  refreshCatalog(): Promise<CatalogState>;
+  /**
+   * Move the catalog by CAS with bounded retry, serialized with this
+   * process's other catalog changes; `mutate` runs against the freshest
+   * catalog on each attempt and may throw to abandon.
+   */
+  casCatalog(mutate: (cat: Catalog, attempt: number) => Promise<Omit<Catalog, 'version' | 'format' | 'magic'> | null>): Promise<CatalogState>;
+  /** A manifest by key (cached; manifests are immutable). */
+  manifest(key: string): Promise<Manifest>;
+  /** Write a manifest create-only under a fresh unique key; returns the key. */
+  putManifest(m: Manifest, operation: string): Promise<string>;
+  /** A consistent view of a table (with memtables when `withMem`). */
+  view(name: string, withMem: boolean): Promise<TableView>;
+  /** A view of the table state named by a catalog entry (no memtable). */
+  viewOfManifest(name: string, manifestKey: string): Promise<TableView>;
+  /** Flush memtables (log writer only; no-op otherwise). */
+  flush(): Promise<void>;
+}
+
 interface TableMem {
   active: Memtable;
   frozen: Memtable | null;
@@ -733,6 +770,50 @@ export class Database {
   /** Internal: used by Transaction. */
   _table(name: string): Promise<Table> {
     return this.table(name);
+  }
+
+  /** Internal engine surface for layered modules (see DbInternals). */
+  get _internals(): DbInternals {
+    return {
+      store: this.store,
+      failpoints: this.#fp,
+      writeCtx: this.#writeCtx,
+      files: this.#files,
+      readOnly: this.readOnly,
+      log: this.#log,
+      now: () => this.#now(),
+      newId: () => ulid(this.#now()),
+      catalog: () => this.#catalog,
+      refreshCatalog: async () => {
+        const fresh = await readCatalog(this.store);
+        if (!fresh) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`);
+        if (fresh.catalog.version >= this.#catalog.catalog.version) this.#catalog = fresh;
+        this.#catalogReadAt = this.#now();
+        return this.#catalog;
+      },
+      casCatalog: async (mutate) => {
+        await this.#withCatalog(() => this.#casCatalog(mutate));
+        return this.#catalog;
+      },
+      manifest: (key) => this.#manifest(key),
+      putManifest: (m, op) => this.#putManifest(m, op),
+      view: (name, withMem) => this.#viewOf(name, withMem),
+      viewOfManifest: async (name, key) => {
+        const m = await this.#manifest(key);
+        return {
+          store: this.store,
+          files: this.#files,
+          name,
+          manifest: m,
+          manifestKey: key,
+          schema: schemaOf(m),
+          primaryKey: m.primaryKey,
+          mem: [],
+          seq: 0,
+        };
+      },
+      flush: () => (this.#log && !this.readOnly ? this.flush() : Promise.resolve()),
+    };
   }
 }
 

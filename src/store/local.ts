@@ -454,6 +454,21 @@ export class LocalStore implements ObjectStore {
     return r ? { size: r.value.size, etag: r.etag } : null;
   }
 
+  /**
+   * Path of the file holding the key's current bytes, so other engines
+   * (DuckDB, Spark) can read immutable objects such as data files in place.
+   * The path stays valid until the key is rewritten or deleted.
+   */
+  async localPath(key: string): Promise<string | null> {
+    validateKey(key, this.kind);
+    this.#checkOpen();
+    const r = await this.#readCurrent(key, 'localPath', async (file) => {
+      await fs.access(file);
+      return file;
+    });
+    return r ? r.value : null;
+  }
+
   /** Reads the current generation with `read`; null when the key is absent. */
   async #readCurrent<T>(key: string, op: string, read: (file: string) => Promise<T>): Promise<{ value: T; etag: string } | null> {
     const loc = this.#locate(key);

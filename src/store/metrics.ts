@@ -97,4 +97,7 @@ export class MetricsStore implements ObjectStore {
   close(): Promise<void> {
     return this.inner.close();
   }
+  localPath(key: string): Promise<string | null> {
+    return this.inner.localPath ? this.inner.localPath(key) : Promise.resolve(null);
+  }
 }
