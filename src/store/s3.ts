@@ -79,8 +79,9 @@
  * 11. The SDK's Node HTTP handler renames ECONNRESET/EPIPE errors to
  *    "TimeoutError"; failures are classified by errno first, so a reset is a
  *    network error and only a deadline is a TIMEOUT.
- * 12. Batch DeleteObjects is not used: the SDK sends it with a CRC32
- *    checksum header that RGW 16 refuses.
+ * 12. Batch DeleteObjects is not used: it carries keys in an XML request
+ *    body, where U+FFFE / U+FFFF (which keys.ts admits) are illegal, and RGW
+ *    answers 400. (Listing returns such keys raw in XML; the SDK parses them.)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';

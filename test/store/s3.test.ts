@@ -131,8 +131,8 @@ if (process.env.FLOE_SKIP_S3 === '1') {
 
     after(async () => {
       // Delete everything this run wrote, then check that nothing is left.
-      // (Not DeleteObjects: the SDK sends it with a CRC32 checksum header,
-      // which RGW 16 refuses.)
+      // (Not DeleteObjects: its XML body cannot carry the U+FFFF key below,
+      // RGW answers 400.)
       const sweeper = await S3Store.open({ bucket, prefix: RUN, endpoint, region, credentials });
       try {
         const keys = await listKeys(sweeper, '');
