@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== build (tsc, strict)"
+rm -rf dist   # no stale compiled tests from deleted sources
 npx tsc -p tsconfig.json
 echo "== lint (eslint + typescript-eslint)"
 npx eslint .
