@@ -531,6 +531,10 @@ async function sectionAppend(base: readonly Pkg[], lance: LanceModule, duck: Duc
       { peer: 'DuckDB appender (PRIMARY KEY)', text: '>= 0.5x', met: (r) => r >= 0.5 },
       { peer: 'DuckDB appender (no key)', text: '>= 0.5x', met: (r) => r >= 0.5 },
     ],
+    notes: [
+      'Every system gets the same JS row objects from the same generator; LanceDB\'s figure includes building Arrow tables from them (its API takes Arrow or rows), and its add-only rate is in the detail.',
+      'Sizes on disk are not comparable on this corpus: floe sorts a keyed append by key, which puts the repeats of a package (same text) side by side for zstd.',
+    ],
   };
   const context: Comparison = {
     section: '1. bulk append (context)',
