@@ -584,16 +584,16 @@ if (process.env.FLOE_SKIP_S3 === '1') {
         const { store: s, proxy } = await viaProxy(
           (r) => {
             if (r.method !== 'GET' || r.key !== 't') return pass;
-            if (mode === 'slow-always') return { kind: 'delay-response', ms: 1_500 };
-            if (mode === 'slow-once' && r.seen === 2) return { kind: 'delay-response', ms: 1_500 };
+            if (mode === 'slow-always') return { kind: 'delay-response', ms: 2_000 };
+            if (mode === 'slow-once' && r.seen === 2) return { kind: 'delay-response', ms: 2_000 };
             if (mode === 'reset-once' && r.seen === 4) return { kind: 'drop-before' };
             return pass;
           },
-          { requestTimeoutMs: 250, retry: { maxAttempts: 2 } },
+          { requestTimeoutMs: 700, retry: { maxAttempts: 2 } },
         );
         try {
           await s.put('t', b('tick'));
-          await rejectsWith(s.get('t'), 'TIMEOUT', /250 ms/, 'after 2 attempts', 't');
+          await rejectsWith(s.get('t'), 'TIMEOUT', /700 ms/, 'after 2 attempts', 't');
           mode = 'slow-once';
           assert.deepEqual((await s.get('t')).bytes, b('tick'));
           mode = 'reset-once';
@@ -671,8 +671,8 @@ if (process.env.FLOE_SKIP_S3 === '1') {
         });
 
         it(`${mode}: the request reached the server late, after the client timed out and resent -> exactly one copy applied, ours`, async () => {
-          const { store: s, proxy } = await viaProxy((r) => (isCondPut(r) && r.seen === 0 ? { kind: 'delay-forward', ms: 1_200 } : pass), {
-            requestTimeoutMs: 300,
+          const { store: s, proxy } = await viaProxy((r) => (isCondPut(r) && r.seen === 0 ? { kind: 'delay-forward', ms: 2_500 } : pass), {
+            requestTimeoutMs: 800,
           });
           try {
             const e0 = mode === 'match' ? (await s.put('u', b('old'))).etag : '';
