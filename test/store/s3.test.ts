@@ -171,7 +171,8 @@ if (process.env.FLOE_SKIP_S3 === '1') {
       it('missing keys: get and getRange are NOT_FOUND naming key and store, head is null, delete succeeds twice', async () => {
         const s = await openStore();
         try {
-          await rejectsWith(s.get('no/such'), 'NOT_FOUND', 'no/such', s.location);
+          const e = await rejectsWith(s.get('no/such'), 'NOT_FOUND', 'no/such', s.location);
+          assert.equal((e.cause as { name?: string } | undefined)?.name, 'NoSuchKey', 'the SDK error rides along as cause');
           await rejectsWith(s.getRange('no/such', 0, 10), 'NOT_FOUND', 'no/such');
           await rejectsWith(s.getRange('no/such', 0, 0), 'NOT_FOUND', 'no/such');
           assert.equal(await s.head('no/such'), null);
