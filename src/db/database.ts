@@ -75,6 +75,71 @@ export interface OpenOptions {
   readonly retry?: RetryPolicy;
   /** S3 credentials when the URI is s3:// and the environment has none. */
   readonly s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /**
+   * Keep log records a flush has checkpointed, for change-feed consumers and
+   * replicas that lag: the newest `minSeqs` seqs, and records committed less
+   * than `maxAgeMs` ago. A low-water mark: a later flush truncates them.
+   */
+  readonly logRetention?: LogRetention;
+}
+
+export interface LogRetention {
+  readonly minSeqs?: number;
+  readonly maxAgeMs?: number;
+}
+
+/** One committed change as the change feed reports it. */
+export interface Change {
+  readonly seq: number;
+  /** Table name (as of the reader's catalog). */
+  readonly table: string;
+  readonly op: 'upsert' | 'delete';
+  /** Primary-key columns of the row; `{ _id }` for tables without a key. */
+  readonly key: Row;
+  /** The row written (user columns); null for a delete. */
+  readonly row: Row | null;
+  /** `_id` of an upserted row; null for a delete. */
+  readonly id: bigint | null;
+}
+
+/**
+ * The changes of one decoded log record, given table id -> { name, primary
+ * key } (writes to tables not in the map were dropped and are skipped).
+ */
+export function changesOfRecord(writes: readonly TableWrite[], seq: number, tables: ReadonlyMap<string, { name: string; pk: readonly string[] | null }>): Change[] {
+  const out: Change[] = [];
+  for (const w of writes) {
+    const t = tables.get(w.table);
+    if (!t) continue;
+    if (w.kind === 'upsert') {
+      w.rows.forEach((row, i) => {
+        const id = w.ids[i]!;
+        const key: Row = t.pk ? Object.fromEntries(t.pk.map((c) => [c, row[c]])) : { _id: id };
+        out.push({ seq, table: t.name, op: 'upsert', key, row, id });
+      });
+    } else {
+      for (const k of w.keys) out.push({ seq, table: t.name, op: 'delete', key: k, row: null, id: null });
+    }
+  }
+  return out;
+}
+
+/**
+ * How far a flush at `checkpoint` may truncate the log under `retention`:
+ * never past the checkpoint, keeping the newest `minSeqs` seqs below
+ * `latestSeq` and every seq committed after `now - maxAgeMs` (`marks` are
+ * (seq, time) samples, oldest first: every seq <= mark.seq was committed by
+ * mark.at). Pure.
+ */
+export function retentionMark(checkpoint: number, latestSeq: number, retention: LogRetention, marks: ReadonlyArray<{ seq: number; at: number }>, now: number): number {
+  let through = checkpoint;
+  if (retention.minSeqs !== undefined) through = Math.min(through, latestSeq - retention.minSeqs);
+  if (retention.maxAgeMs !== undefined) {
+    let aged = 0;
+    for (const m of marks) if (m.at <= now - retention.maxAgeMs) aged = Math.max(aged, m.seq);
+    through = Math.min(through, aged);
+  }
+  return Math.max(0, through);
 }
 
 export interface CreateTableOptions {
@@ -149,6 +214,9 @@ export class Database {
   #backgroundError: unknown = null;
   #closed = false;
   readonly #host: TableHost;
+  readonly #retention: LogRetention;
+  /** (seq, time) samples for age-based log retention; pruned as the log is truncated. */
+  #retentionMarks: Array<{ seq: number; at: number }> = [];
 
   private constructor(
     store: ObjectStore,
@@ -165,6 +233,7 @@ export class Database {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#memtableBytes = options.memtableBytes ?? 64 * 1024 * 1024;
     this.#catalogMaxAgeMs = options.catalogMaxAgeMs ?? 1000;
+    this.#retention = checkRetention(options.logRetention);
     this.#files = new FileCache(store);
     this.#writeCtx = {
       store,
@@ -316,6 +385,29 @@ export class Database {
     const writes = await tx.close();
     if (writes.length > 0) await this.#commitWrites(writes);
     return result;
+  }
+
+  /**
+   * The committed changes with seq > `since`, in seq order, up to the seq
+   * visible when called (`until`), so iterating ends even while writes go
+   * on. Fails with LOG_GAP, naming the lowest seq the log still holds, when
+   * the log no longer reaches back to `since + 1`.
+   */
+  async *changes(options: { since?: number; until?: number } = {}): AsyncGenerator<Change> {
+    const since = options.since ?? 0;
+    const until = options.until ?? this.#visibleSeq;
+    if (!Number.isSafeInteger(since) || since < 0) throw new FloeError('INVALID_ARGUMENT', `changes: since must be a non-negative integer, got ${String(since)}`);
+    if (!Number.isSafeInteger(until) || until < 0) throw new FloeError('INVALID_ARGUMENT', `changes: until must be a non-negative integer, got ${String(until)}`);
+    if (this.#closed) throw new FloeError('CLOSED', 'changes: the database is closed');
+    if (until <= since) return;
+    // readLog's LOG_GAP names the lowest seq (= LSN) the log still holds.
+    const snap = await readLog(this.store, { prefix: LOG_PREFIX, fromLsn: since + 1 });
+    const tables = new Map<string, { name: string; pk: readonly string[] | null }>();
+    for (const [name, e] of Object.entries(this.#catalog.catalog.tables)) tables.set(e.id, { name, pk: (await this.#manifest(e.manifest)).primaryKey });
+    for await (const { lsn, record } of snap.entries) {
+      if (lsn > until) return;
+      for (const c of changesOfRecord(decodeLogRecord(record, lsn), lsn, tables)) yield c;
+    }
   }
 
   /** Flush memtables to data files and checkpoint the log. */
@@ -656,7 +748,11 @@ export class Database {
       if (t && t.frozen === f.mem) t.frozen = null;
     }
     await this.#fp.hit('flush.truncate.before');
-    await this.#log!.truncateThrough(checkpoint);
+    const now = this.#now();
+    this.#retentionMarks.push({ seq: checkpoint, at: now });
+    const through = retentionMark(checkpoint, this.#visibleSeq, this.#retention, this.#retentionMarks, now);
+    this.#retentionMarks = this.#retentionMarks.filter((m) => m.seq > through);
+    if (through > 0) await this.#log!.truncateThrough(through);
   }
 
   async #putManifest(m: Manifest, op: string): Promise<string> {
@@ -847,6 +943,17 @@ export class Transaction {
     this.#open = false;
     return this.#writes;
   }
+}
+
+function checkRetention(r: LogRetention | undefined): LogRetention {
+  if (r === undefined) return {};
+  for (const [k, v] of Object.entries(r)) {
+    if (k !== 'minSeqs' && k !== 'maxAgeMs') throw new FloeError('INVALID_ARGUMENT', `logRetention: unknown option "${k}" (minSeqs, maxAgeMs)`);
+    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
+      throw new FloeError('INVALID_ARGUMENT', `logRetention.${k} must be a non-negative integer, got ${String(v)}`);
+    }
+  }
+  return r;
 }
 
 function schemaOf(m: Manifest): TableSchema {
