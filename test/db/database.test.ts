@@ -213,6 +213,59 @@ describe('database: tables, point writes, flush, reopen', () => {
     await db.close();
   });
 
+  it('a catalog written by a newer floe is refused with UNSUPPORTED_VERSION', async () => {
+    const store = new MemoryStore();
+    const db = await open(store);
+    await db.close();
+    const { bytes } = await store.get('_catalog/current');
+    const text = new TextDecoder().decode(bytes);
+    const body = JSON.parse(text.slice(0, text.lastIndexOf('\ncrc32c='))) as Record<string, unknown>;
+    const { sealJson } = await import('../../src/table/manifest.js');
+    await store.put('_catalog/current', sealJson({ ...body, format: 99 }));
+    await expectCode(open(store), 'UNSUPPORTED_VERSION');
+    await expectCode(open(store, { readOnly: true }), 'UNSUPPORTED_VERSION');
+    await store.put('_catalog/current', new TextEncoder().encode('{"hello":"world"}'));
+    await expectCode(open(store), 'NOT_A_DATABASE');
+  });
+
+  it('rejects float and unknown primary-key columns and null keys; NaN is fine outside the key', async () => {
+    const db = await open(new MemoryStore());
+    await expectCode(db.createTable('f', { k: 'float64' }, { primaryKey: 'k' }), 'INVALID_ARGUMENT');
+    await expectCode(db.createTable('m', { k: 'int64' }, { primaryKey: 'missing' }), 'INVALID_ARGUMENT');
+    const ok = await db.createTable('ok', { k: 'int64', v: 'float64' }, { primaryKey: 'k' });
+    await expectCode(ok.upsert({ k: null, v: 1 }), 'SCHEMA_MISMATCH');
+    await ok.upsert({ k: 1n, v: Number.NaN }); // NaN is fine outside the key
+    assert.ok(Number.isNaN((await ok.get(1n))?.v as number));
+    await db.close();
+  });
+
+  it('dropTable removes the table; gc collects unreferenced objects after the grace period only', async () => {
+    const store = new MemoryStore();
+    let now = Date.now();
+    const db = await open(store, { now: () => now });
+    const keep = await db.createTable('keep', schema, { primaryKey: 'package' });
+    const gone = await db.createTable('gone', schema, { primaryKey: 'package' });
+    await keep.append([pkg(1)]);
+    await gone.append([pkg(2)]);
+    // an orphan data file, as a crash before a commit would leave
+    await store.put(`tables/orphan/data/${'01' + 'A'.repeat(24)}.parquet`, new Uint8Array([1]));
+    await db.dropTable('gone');
+    await expectCode(db.table('gone'), 'NOT_FOUND');
+    assert.deepEqual(db.listTables(), ['keep']);
+    const early = await db.gc({ graceMs: 60_000 });
+    assert.ok(early.deleted.every((k) => k.startsWith('tables/orphan/')), early.deleted.join(','));
+    now += 120_000;
+    const late = await db.gc({ graceMs: 60_000 });
+    assert.ok(late.deleted.length >= 3, late.deleted.join(','));
+    assert.ok(late.deleted.every((k) => !k.includes(keep.tableId)));
+    assert.equal(await keep.count(), 1);
+    assert.deepEqual(await keep.get('p00001'), pkg(1));
+    await db.close();
+    const again = await open(store);
+    assert.equal(await (await again.table('keep')).count(), 1);
+    await again.close();
+  });
+
   it('works on a local directory', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'floe-db-'));
     try {

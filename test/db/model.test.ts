@@ -102,6 +102,7 @@ async function runSequence(makeStore: () => Promise<ObjectStore>, ops: Op[]): Pr
   t = await again.table('t');
   await checkAll();
   await again.close();
+  await store.close();
 }
 
 describe('model-based: random operation sequences equal an in-memory model', () => {
@@ -128,5 +129,28 @@ describe('model-based: random operation sequences equal an in-memory model', () 
     } finally {
       for (const d of dirs) await rm(d, { recursive: true, force: true });
     }
+  });
+});
+
+describe('model-based on S3 (shorter run)', () => {
+  it('on the Ceph RGW S3 gateway', async (t) => {
+    const endpoint = process.env.FLOE_S3_ENDPOINT;
+    if (!endpoint) {
+      if (process.env.FLOE_SKIP_S3 === '1') {
+        t.diagnostic('WARNING: FLOE_SKIP_S3=1: the S3 model run is skipped');
+        return;
+      }
+      assert.fail('FLOE_S3_ENDPOINT is not set: run the tests through scripts/test.sh (npm test), which starts the local S3 server');
+    }
+    const bucket = process.env.FLOE_S3_BUCKET ?? 'floe-test';
+    const { openStore } = await import('../../src/store/uri.js');
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 15 }), async (ops) => {
+        const prefix = `model/${Date.now().toString(36)}-${process.pid}-${n++}`;
+        await runSequence(() => openStore(`s3://${bucket}/${prefix}?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1`), ops);
+      }),
+      { numRuns: Math.max(2, Math.floor(RUNS / 4)) },
+    );
   });
 });
