@@ -245,9 +245,10 @@ export async function getByKey(view: TableView, keyRow: Row, columns?: readonly 
         if (keyOf(keys[i]!, pk) !== key) continue;
         if (deleted?.has(rg.firstRow + i)) continue;
         const cols = plan.out.filter((c) => pf.schema.fields.some((x) => x.name === c));
-        let batch = await pf.readRowGroup(g, cols);
+        // Only the pages holding this row (offset index), not the row group.
+        let batch = await pf.readRows(rg.firstRow + i, rg.firstRow + i + 1, cols);
         if (cols.length !== plan.out.length) batch = projectBatch(batch, view.schema, plan.out);
-        return recordBatchToRows(batch.slice(i, i + 1), plan.out)[0] ?? null;
+        return recordBatchToRows(batch, plan.out)[0] ?? null;
       }
     }
   }
