@@ -17,3 +17,8 @@ export { where } from './table/predicate.js';
 export type { Predicate, PredicateInput } from './table/predicate.js';
 export type { ColumnSpec, ColumnType, SchemaInput, TableSchema } from './format/schema.js';
 export type { Row } from './format/logrecord.js';
+export type { Change, LogRetention } from './db/database.js';
+export { replica, Replica, inProcessSource, storeSource, httpSource } from './replica/index.js';
+export type { LogSource, ReplicaOptions, ReplicaStats } from './replica/index.js';
+export { createServer } from './server/index.js';
+export type { FloeServer, ServerOptions } from './server/index.js';
