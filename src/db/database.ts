@@ -673,7 +673,8 @@ export class Database {
       for (const f of frozen) {
         const view = await this.#viewOf(f.name, false);
         const snap = f.mem.snapshot();
-        const live = snap.entries.filter((e) => e.row !== null);
+        const entries = snap.entries();
+        const live = entries.filter((e) => e.row !== null);
         let file: DataFileEntry | null = null;
         if (live.length > 0) {
           const rows = live.map((e) => fillMissing(view.schema, e.row!));
@@ -689,7 +690,7 @@ export class Database {
             'flush',
           );
         }
-        const probe = view.primaryKey ? makeProbe(snap.entries.map((e) => e.key)) : null;
+        const probe = view.primaryKey ? makeProbe(entries.map((e) => e.key)) : null;
         prepared.push({ name: f.name, id: f.id, file, probe });
       }
       const memo = new Map<string, number[]>();
@@ -737,7 +738,7 @@ export class Database {
         const t = this.#mem.get(f.id);
         if (!t || t.frozen !== f.mem) continue;
         const merged = t.frozen;
-        for (const e of t.active.snapshot().entries) merged.apply(e);
+        for (const e of t.active.versions()) merged.apply(e);
         t.active = merged;
         t.frozen = null;
       }

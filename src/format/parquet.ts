@@ -158,6 +158,9 @@ function patchBoolAssembler(): void {
 }
 patchBoolAssembler();
 
+/** Target uncompressed size of one data page. */
+export const DATA_PAGE_BYTES = 64 * 1024;
+
 export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions = {}): Uint8Array {
   const rowGroupRows = options.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS;
   if (!Number.isSafeInteger(rowGroupRows) || rowGroupRows < 1) {
@@ -202,6 +205,11 @@ export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions 
             : pw.Compression.UNCOMPRESSED,
       )
       .setMaxRowGroupSize(rowGroupRows)
+      // Small data pages make point reads cheap: a lookup fetches and
+      // decompresses one page per column, not a megabyte of them. Measured on
+      // 50k rows: one-row read 96 ms at 1 MiB pages, 17 ms at 64 KiB, for +5%
+      // file size.
+      .setDataPageSizeLimit(DATA_PAGE_BYTES)
       .setStatisticsEnabled(pw.EnabledStatistics.Page)
       .setKeyValueMetadata(kv);
     // Dictionary pages pay off for repetitive columns; for mostly-distinct

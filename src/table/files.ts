@@ -41,13 +41,32 @@ class Lru<V> {
 export class FileCache {
   readonly #footers: Lru<Promise<ParquetFile>>;
   readonly #bitmaps: Lru<Promise<RoaringBitmap32>>;
+  readonly #keyIndexes: Lru<Promise<Map<string, number>>>;
 
   constructor(
     readonly store: ObjectStore,
-    options: { maxFiles?: number; maxBitmaps?: number } = {},
+    options: { maxFiles?: number; maxBitmaps?: number; maxKeyIndexes?: number } = {},
   ) {
     this.#footers = new Lru(options.maxFiles ?? 512);
     this.#bitmaps = new Lru(options.maxBitmaps ?? 512);
+    this.#keyIndexes = new Lru(options.maxKeyIndexes ?? 64);
+  }
+
+  /**
+   * Encoded primary key -> row index within row group `g` of the file: the
+   * key column decoded once and kept (LRU, bounded by count), so repeated
+   * point lookups in the same row group cost a Map lookup instead of a
+   * decode of the whole key column.
+   */
+  keyIndex(f: DataFileEntry, g: number, build: () => Promise<Map<string, number>>): Promise<Map<string, number>> {
+    const k = `${f.key}#${g}`;
+    let p = this.#keyIndexes.get(k);
+    if (!p) {
+      p = build();
+      this.#keyIndexes.set(k, p);
+      void p.catch(() => this.#keyIndexes.delete(k));
+    }
+    return p;
   }
 
   /** The opened data file of a manifest entry. */

@@ -2,17 +2,17 @@
  * The memtable: committed point writes of one table that are not yet in a
  * data file, ordered by primary key (or by `_id` for tables without one).
  *
- * Invariants: an entry holds the newest committed version of its key (a
- * row, or a tombstone for a delete) and the log sequence number (`seq`) of
- * the write that produced it; applying an older seq over a newer one is
- * ignored, so replaying the log twice is harmless. Nothing here is durable:
- * the log is, and replay past the catalog checkpoint rebuilds the memtable
- * after a crash. `bytes` is an estimate of memory held, used for flushing
- * and backpressure.
+ * Multi-version: each key keeps its versions in seq order (a row, or a
+ * tombstone for a delete). A write appends a version in O(1); a reader's
+ * snapshot is just (memtable, seq bound) and sees, for every key, the newest
+ * version at or below its bound — so readers never copy the memtable and a
+ * write never waits for a reader. Applying a seq a key already holds is
+ * ignored, so replaying the log twice is harmless.
  *
- * Readers take `snapshot()`: a sorted, immutable array of entries, cached
- * until the next write, so a scan never sees a write that happened after it
- * started.
+ * Nothing here is durable: the log is, and replay past the catalog
+ * checkpoint rebuilds the memtable after a crash. `bytes` estimates the
+ * memory held (every version counts), for flushing and backpressure; the
+ * whole memtable, versions included, is dropped when it has been flushed.
  */
 import type { Row } from '../format/logrecord.js';
 
@@ -27,21 +27,28 @@ export interface MemEntry {
   readonly bytes: number;
 }
 
-/** A frozen view of a memtable: sorted entries plus lookup by key. */
+/** A frozen view of a memtable at one seq. */
 export interface MemSnapshot {
-  readonly entries: readonly MemEntry[];
-  readonly byKey: ReadonlyMap<string, MemEntry>;
   readonly maxSeq: number;
+  /** Number of keys with a version at or below the bound (upper estimate). */
+  readonly size: number;
+  /** The newest version of `key` at or below the bound. */
+  get(key: string): MemEntry | undefined;
+  has(key: string): boolean;
+  /** Effective entries (newest version per key, tombstones included), sorted by key. */
+  entries(): readonly MemEntry[];
 }
 
 export class Memtable {
-  readonly #entries = new Map<string, MemEntry>();
-  #snap: MemSnapshot | null = null;
+  /** key -> versions in ascending seq order */
+  readonly #versions = new Map<string, MemEntry[]>();
+  #sortedKeys: string[] | null = null;
   #bytes = 0;
   #maxSeq = 0;
 
+  /** Number of keys. */
   get size(): number {
-    return this.#entries.size;
+    return this.#versions.size;
   }
   get bytes(): number {
     return this.#bytes;
@@ -50,31 +57,72 @@ export class Memtable {
     return this.#maxSeq;
   }
 
-  /** Apply one committed write; a stale seq for an existing key is ignored. */
+  /** Apply one committed write; a seq the key already holds is ignored. */
   apply(e: MemEntry): void {
-    const prev = this.#entries.get(e.key);
-    if (prev && prev.seq > e.seq) return;
-    if (prev) this.#bytes -= prev.bytes;
-    this.#entries.set(e.key, e);
+    const chain = this.#versions.get(e.key);
+    if (!chain) {
+      this.#versions.set(e.key, [e]);
+      this.#sortedKeys = null;
+    } else {
+      const last = chain[chain.length - 1]!;
+      if (e.seq > last.seq) chain.push(e);
+      else {
+        if (chain.some((v) => v.seq === e.seq)) return;
+        chain.push(e);
+        chain.sort((a, b) => a.seq - b.seq);
+      }
+    }
     this.#bytes += e.bytes;
     if (e.seq > this.#maxSeq) this.#maxSeq = e.seq;
-    this.#snap = null;
   }
 
+  /** The newest version of a key. */
   get(key: string): MemEntry | undefined {
-    return this.#entries.get(key);
+    const chain = this.#versions.get(key);
+    return chain?.[chain.length - 1];
   }
 
   has(key: string): boolean {
-    return this.#entries.has(key);
+    return this.#versions.has(key);
   }
 
-  /** A frozen sorted view; the same object until the next write. */
-  snapshot(): MemSnapshot {
-    if (!this.#snap) {
-      const entries = [...this.#entries.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-      this.#snap = { entries, byKey: new Map(this.#entries), maxSeq: this.#maxSeq };
-    }
-    return this.#snap;
+  /** Every version of every key (for merging memtables). */
+  *versions(): Generator<MemEntry> {
+    for (const chain of this.#versions.values()) yield* chain;
+  }
+
+  #keys(): string[] {
+    if (!this.#sortedKeys) this.#sortedKeys = [...this.#versions.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.#sortedKeys;
+  }
+
+  /** A snapshot at `seq` (default: everything applied so far). O(1). */
+  snapshot(seq: number = this.#maxSeq): MemSnapshot {
+    const versions = this.#versions;
+    const at = (key: string): MemEntry | undefined => {
+      const chain = versions.get(key);
+      if (!chain) return undefined;
+      for (let i = chain.length - 1; i >= 0; i--) if (chain[i]!.seq <= seq) return chain[i];
+      return undefined;
+    };
+    let cached: MemEntry[] | null = null;
+    return {
+      maxSeq: Math.min(seq, this.#maxSeq),
+      size: versions.size,
+      get: at,
+      has: (key) => at(key) !== undefined,
+      entries: () => {
+        if (!cached) {
+          cached = [];
+          // Keys created after the snapshot have only versions above the
+          // bound, so `at` leaves them out: sorting lazily here is exact.
+          for (const k of versions.size === 0 ? [] : this.#keys()) {
+            const e = at(k);
+            if (e) cached.push(e);
+          }
+        }
+        return cached;
+      },
+    };
   }
 }

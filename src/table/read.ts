@@ -148,7 +148,7 @@ export async function* scanView(view: TableView, options: ScanOptions = {}): Asy
   let left = plan.limit;
   if (left === 0) return;
   const pk = view.primaryKey;
-  const shadowing = pk !== null && view.mem.some((m) => m.entries.length > 0);
+  const shadowing = pk !== null && view.mem.some((m) => m.size > 0);
 
   for (const f of view.manifest.files) {
     if (plan.bound && !mayMatch(plan.bound, fileStats(f))) continue;
@@ -240,16 +240,19 @@ export async function getByKey(view: TableView, keyRow: Row, columns?: readonly 
       const rg = pf.rowGroups[g]!;
       const st = rg.columns[first];
       if (st && st.min !== undefined && st.max !== undefined && (cmp(probe, st.min) < 0 || cmp(probe, st.max) > 0)) continue;
-      const keys = recordBatchToRows(await pf.readRowGroup(g, pk as string[]), pk);
-      for (let i = 0; i < keys.length; i++) {
-        if (keyOf(keys[i]!, pk) !== key) continue;
-        if (deleted?.has(rg.firstRow + i)) continue;
-        const cols = plan.out.filter((c) => pf.schema.fields.some((x) => x.name === c));
-        // Only the pages holding this row (offset index), not the row group.
-        let batch = await pf.readRows(rg.firstRow + i, rg.firstRow + i + 1, cols);
-        if (cols.length !== plan.out.length) batch = projectBatch(batch, view.schema, plan.out);
-        return recordBatchToRows(batch, plan.out)[0] ?? null;
-      }
+      const index = await view.files.keyIndex(f, g, async () => {
+        const keys = recordBatchToRows(await pf.readRowGroup(g, pk as string[]), pk);
+        const m = new Map<string, number>();
+        for (let j = 0; j < keys.length; j++) m.set(keyOf(keys[j]!, pk), j);
+        return m;
+      });
+      const i = index.get(key);
+      if (i === undefined || deleted?.has(rg.firstRow + i)) continue;
+      const cols = plan.out.filter((c) => pf.schema.fields.some((x) => x.name === c));
+      // Only the pages holding this row (offset index), not the row group.
+      let batch = await pf.readRows(rg.firstRow + i, rg.firstRow + i + 1, cols);
+      if (cols.length !== plan.out.length) batch = projectBatch(batch, view.schema, plan.out);
+      return recordBatchToRows(batch, plan.out)[0] ?? null;
     }
   }
   return null;

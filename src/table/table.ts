@@ -66,8 +66,27 @@ export type AppendInput =
   | AsyncIterable<Row | arrow.RecordBatch>;
 
 export interface AppendOptions {
-  /** Rows per data file (default 1,000,000); bounds memory while streaming. */
+  /** At most this many rows per data file (default 1,000,000). */
   readonly rowsPerFile?: number;
+  /**
+   * At most about this many bytes of row data per data file (default 32 MiB).
+   * Each chunk is held as rows, as Arrow and inside the Parquet encoder at
+   * once, and the encoder's WASM memory never shrinks, so this bounds peak
+   * memory while streaming.
+   */
+  readonly bytesPerFile?: number;
+}
+
+/** Rough in-memory size of a row's values (strings and bytes dominate). */
+function approxRowBytes(row: Row): number {
+  let n = 16;
+  for (const v of Object.values(row)) {
+    if (typeof v === 'string') n += v.length + 8;
+    else if (v instanceof Uint8Array || v instanceof Float32Array) n += v.byteLength + 8;
+    else if (Array.isArray(v)) n += 16 * v.length + 8;
+    else n += 8;
+  }
+  return n;
 }
 
 export interface TableStats {
@@ -122,7 +141,7 @@ export class ReadonlyTable {
 
   async count(where?: PredicateInput): Promise<number> {
     const view = await this.viewOf();
-    if (where === undefined && view.mem.every((m) => m.entries.length === 0)) return liveRows(view.manifest);
+    if (where === undefined && view.mem.every((m) => m.size === 0)) return liveRows(view.manifest);
     return countView(view, where);
   }
 
@@ -203,6 +222,9 @@ export class Table extends ReadonlyTable {
   async append(input: AppendInput, options: AppendOptions = {}): Promise<{ version: number; rows: number }> {
     this.#writable();
     const rowsPerFile = options.rowsPerFile ?? 1_000_000;
+    const bytesPerFile = options.bytesPerFile ?? 32 * 1024 * 1024;
+    if (!(bytesPerFile > 0)) throw new FloeError('INVALID_ARGUMENT', 'bytesPerFile must be positive');
+    let bufBytes = 0;
     if (!Number.isInteger(rowsPerFile) || rowsPerFile < 1) throw new FloeError('INVALID_ARGUMENT', 'rowsPerFile must be a positive integer');
     const appendSeq = BigInt(await this.host.prepareAppend(this.tableId));
     const view = await this.host.view(this.name);
@@ -225,6 +247,7 @@ export class Table extends ReadonlyTable {
       }
       rowBase += buf.length;
       buf = [];
+      bufBytes = 0;
       if (pk) {
         valid = lastWins(valid, pk);
         const keyed = valid.map((r) => ({ k: keyOf(r, pk as string[]), r }));
@@ -245,10 +268,12 @@ export class Table extends ReadonlyTable {
     };
 
     for await (const item of iterateInput(input)) {
-      if (isRecordBatch(item)) {
-        for (const r of recordBatchToRows(item)) buf.push(r);
-      } else buf.push(item);
-      if (buf.length >= rowsPerFile) await writeChunk();
+      const rows = isRecordBatch(item) ? recordBatchToRows(item) : [item];
+      for (const r of rows) {
+        buf.push(r);
+        bufBytes += typeof r === 'object' && r !== null ? approxRowBytes(r) : 16;
+        if (buf.length >= rowsPerFile || bufBytes >= bytesPerFile) await writeChunk();
+      }
     }
     await writeChunk();
     if (added.length === 0) return { version: view.manifest.version, rows: 0 };

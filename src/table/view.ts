@@ -29,7 +29,7 @@ export interface TableView {
 /** The newest memtable entry of a key across the view's snapshots. */
 export function memLookup(view: TableView, key: string): MemEntry | undefined {
   for (const m of view.mem) {
-    const e = m.byKey.get(key);
+    const e = m.get(key);
     if (e) return e;
   }
   return undefined;
@@ -38,14 +38,14 @@ export function memLookup(view: TableView, key: string): MemEntry | undefined {
 /** Effective memtable entries (newest per key), sorted by key. */
 export function memEntries(view: TableView): MemEntry[] {
   if (view.mem.length === 0) return [];
-  if (view.mem.length === 1) return [...view.mem[0]!.entries];
+  if (view.mem.length === 1) return [...view.mem[0]!.entries()];
   const merged = new Map<string, MemEntry>();
-  for (let i = view.mem.length - 1; i >= 0; i--) for (const e of view.mem[i]!.entries) merged.set(e.key, e);
+  for (let i = view.mem.length - 1; i >= 0; i--) for (const e of view.mem[i]!.entries()) merged.set(e.key, e);
   return [...merged.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
 /** True when some memtable snapshot holds the key (so file rows of it are stale). */
 export function memShadows(view: TableView, key: string): boolean {
-  for (const m of view.mem) if (m.byKey.has(key)) return true;
+  for (const m of view.mem) if (m.has(key)) return true;
   return false;
 }
