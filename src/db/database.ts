@@ -39,7 +39,7 @@ import { FileCache } from '../table/files.js';
 import type { DataFileEntry, DeletionRef, Manifest } from '../table/manifest.js';
 import { MANIFEST_FORMAT, decodeManifest, encodeManifest, manifestKey, nextManifest } from '../table/manifest.js';
 import { Memtable } from '../table/memtable.js';
-import type { ManifestEdit, TableHost } from '../table/table.js';
+import type { AppendInput, ManifestEdit, TableHost } from '../table/table.js';
 import { Table } from '../table/table.js';
 import type { TableView } from '../table/view.js';
 import type { WriteContext } from '../table/write.js';
@@ -47,6 +47,12 @@ import { makeProbe, planMasks, writeBitmap, writeDataFile } from '../table/write
 import type { Catalog, CatalogState, RetryPolicy } from './catalog.js';
 import { DEFAULT_RETRY, createOrReadCatalog, readCatalog, updateCatalog } from './catalog.js';
 import type { GcResult } from './gc.js';
+import type { HistoryEntry, Snapshot } from './history.js';
+import { checkoutCommit, listHistory } from './history.js';
+import type { CommitResult, LoadOptions } from './multitable.js';
+import { dropTables, load as loadTables } from './multitable.js';
+import type { IntentReport, RecoverOptions } from './recovery.js';
+import { pendingRecovery, recover as recoverIntents } from './recovery.js';
 import { collectGarbage } from './gc.js';
 
 export interface OpenOptions {
@@ -181,6 +187,8 @@ export interface DbInternals {
   viewOfManifest(name: string, manifestKey: string): Promise<TableView>;
   /** Flush memtables (log writer only; no-op otherwise). */
   flush(): Promise<void>;
+  /** First `_id` of a freshly reserved span of n ids. */
+  reserveIds(n: number): Promise<bigint>;
 }
 
 interface TableMem {
@@ -251,7 +259,15 @@ export class Database {
   /** Open (creating if absent, unless read-only) the database at `uri` or on `store`. */
   static async open(target: string | ObjectStore, options: OpenOptions = {}): Promise<Database> {
     const owns = typeof target === 'string';
-    const store = typeof target === 'string' ? await openStore(target, { s3Credentials: options.s3Credentials }) : target;
+    let store: ObjectStore;
+    try {
+      store = typeof target === 'string' ? await openStore(target, { s3Credentials: options.s3Credentials, create: !options.readOnly }) : target;
+    } catch (err) {
+      if (options.readOnly && isFloeError(err, 'NOT_FOUND')) {
+        throw new FloeError('NOT_A_DATABASE', `no floe database at ${String(target)} (a read-only open never creates one)`, { cause: err });
+      }
+      throw err;
+    }
     try {
       const now = options.now ?? Date.now;
       let catalog: CatalogState | null;
@@ -268,6 +284,8 @@ export class Database {
         : await openLogWriter(store, { ...(options.log ?? {}), prefix: LOG_PREFIX, failpoints: options.failpoints });
       const db = new Database(store, owns, catalog, log, options);
       if (log) await db.#claimWriter(log.generation);
+      // Multi-table commit intents left by crashed writers (src/db/recovery.ts).
+      if (!db.readOnly) await recoverIntents(db._internals, { mode: 'full' });
       await db.#replayLog();
       return db;
     } catch (err) {
@@ -345,16 +363,49 @@ export class Database {
   /** Remove a table from the catalog; its files are collected by gc. */
   async dropTable(name: string): Promise<void> {
     this.#writable('dropTable');
-    await this.#withCatalog(() =>
-      this.#casCatalog(async (cat) => {
-        if (!cat.tables[name]) throw new FloeError('NOT_FOUND', `no table "${name}" to drop`);
-        const tables = { ...cat.tables };
-        const id = tables[name]!.id;
-        delete tables[name];
-        this.#mem.delete(id);
-        return { ...cat, tables, updatedAt: this.#now() };
-      }),
-    );
+    const fresh = await this.#internalsRefresh();
+    const id = fresh.catalog.tables[name]?.id;
+    if (!id) throw new FloeError('NOT_FOUND', `no table "${name}" to drop`);
+    // Through the multi-table commit protocol (intent, catalog CAS, history entry).
+    await dropTables(this._internals, [name]);
+    this.#mem.delete(id);
+  }
+
+  async #internalsRefresh(): Promise<CatalogState> {
+    return this._internals.refreshCatalog();
+  }
+
+  /**
+   * Atomic bulk load into several tables: every table's rows become visible
+   * in one catalog CAS, or none do (crash-safe through a recovery intent).
+   */
+  async load(inputs: Readonly<Record<string, AppendInput>>, options: LoadOptions = {}): Promise<CommitResult> {
+    this.#writable('load');
+    return loadTables(this._internals, inputs, options);
+  }
+
+  /** Multi-table commits and recovery decisions, newest first. */
+  async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
+    if (this.#closed) throw new FloeError('CLOSED', 'history: the database is closed');
+    return listHistory(this.store, options.limit ?? 100);
+  }
+
+  /** A read-only snapshot of every table as of a multi-table commit (an id from `history()`). */
+  async checkout(commitId: string): Promise<Snapshot> {
+    if (this.#closed) throw new FloeError('CLOSED', 'checkout: the database is closed');
+    return checkoutCommit(this._internals, commitId);
+  }
+
+  /** Recover pending multi-table commit intents now (a read-write open already did). */
+  async recover(options: RecoverOptions = {}): Promise<IntentReport[]> {
+    this.#writable('recover');
+    return recoverIntents(this._internals, options);
+  }
+
+  /** Pending multi-table commit intents and what recovery would decide; changes nothing. */
+  async pendingRecovery(): Promise<IntentReport[]> {
+    if (this.#closed) throw new FloeError('CLOSED', 'pendingRecovery: the database is closed');
+    return pendingRecovery(this._internals);
   }
 
   /** Re-read the catalog (and, read-only, the log tail) to see other processes' commits. */
@@ -910,6 +961,7 @@ export class Database {
         };
       },
       flush: () => (this.#log && !this.readOnly ? this.flush() : Promise.resolve()),
+      reserveIds: (n) => this.#reserveIds(n),
     };
   }
 }

@@ -123,6 +123,12 @@ export interface LocalStoreOptions {
   readonly staleMs?: number;
   /** Wall clock in ms, compared with file times (default Date.now). */
   readonly clock?: () => number;
+  /**
+   * Create the root directory when it does not exist (default true). With
+   * false, a missing root fails NOT_FOUND and nothing is created: what a
+   * read-only open needs.
+   */
+  readonly create?: boolean;
 }
 
 /** What `sweep()` removed. */
@@ -388,7 +394,17 @@ export class LocalStore implements ObjectStore {
     const where = pathToFileURL(abs).href;
     let real: string;
     try {
-      const first = await fs.mkdir(abs, { recursive: true });
+      if (options.create === false) {
+        const exists = await fs.stat(abs).then(
+          () => true,
+          (err: NodeJS.ErrnoException) => {
+            if (err.code === 'ENOENT') return false;
+            throw err;
+          },
+        );
+        if (!exists) throw new FloeError('NOT_FOUND', `store root does not exist: ${abs}`, { backend: where });
+      }
+      const first = options.create === false ? undefined : await fs.mkdir(abs, { recursive: true });
       if (first !== undefined && fsync) {
         // Make each directory we created durable in its parent.
         for (let d = abs; ; d = path.dirname(d)) {

@@ -113,6 +113,8 @@ export function parseStoreUri(uri: string, cwd: string = process.cwd()): StoreSp
 }
 
 export interface OpenStoreOptions {
+  /** Create a local root directory that does not exist yet (default true). */
+  readonly create?: boolean;
   /** S3 credentials; default: the standard AWS environment / config chain. */
   readonly s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
@@ -127,7 +129,7 @@ export async function openStore(uri: string, options: OpenStoreOptions = {}): Pr
     }
     case 'local': {
       const { LocalStore } = await import('./local.js');
-      return LocalStore.open(spec.path);
+      return LocalStore.open(spec.path, { create: options.create });
     }
     case 's3': {
       const { S3Store } = await import('./s3.js');
