@@ -264,7 +264,7 @@ export class Database {
       store = typeof target === 'string' ? await openStore(target, { s3Credentials: options.s3Credentials, create: !options.readOnly }) : target;
     } catch (err) {
       if (options.readOnly && isFloeError(err, 'NOT_FOUND')) {
-        throw new FloeError('NOT_A_DATABASE', `no floe database at ${String(target)} (a read-only open never creates one)`, { cause: err });
+        throw new FloeError('NOT_A_DATABASE', `no floe database at ${typeof target === 'string' ? target : target.location} (a read-only open never creates one)`, { cause: err });
       }
       throw err;
     }
@@ -363,16 +363,11 @@ export class Database {
   /** Remove a table from the catalog; its files are collected by gc. */
   async dropTable(name: string): Promise<void> {
     this.#writable('dropTable');
-    const fresh = await this.#internalsRefresh();
-    const id = fresh.catalog.tables[name]?.id;
+    const id = (await this._internals.refreshCatalog()).catalog.tables[name]?.id;
     if (!id) throw new FloeError('NOT_FOUND', `no table "${name}" to drop`);
     // Through the multi-table commit protocol (intent, catalog CAS, history entry).
     await dropTables(this._internals, [name]);
     this.#mem.delete(id);
-  }
-
-  async #internalsRefresh(): Promise<CatalogState> {
-    return this._internals.refreshCatalog();
   }
 
   /**
