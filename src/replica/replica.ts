@@ -166,7 +166,7 @@ export class Replica {
       manifestKey: t.manifestKey,
       schema: t.schema,
       primaryKey: t.pk,
-      mem: [t.tail.snapshot()],
+      mem: [t.tail.snapshot(st.visibleSeq)],
       seq: st.visibleSeq,
     };
   }
@@ -335,7 +335,7 @@ async function buildState(
 
 function tableState(name: string, id: string, m: Manifest, key: string, carry: { tail: Memtable; above: number } | null): TableState {
   const tail = new Memtable();
-  if (carry) for (const e of carry.tail.snapshot().entries()) if (e.seq > carry.above) tail.apply(e);
+  if (carry) for (const e of carry.tail.versions()) if (e.seq > carry.above) tail.apply(e);
   return { name, id, manifest: m, manifestKey: key, schema: schemaFromJson(m.schema), pk: m.primaryKey, tail };
 }
 

@@ -1,0 +1,349 @@
+/**
+ * Change feed, log retention and read replicas in one process: the feed's
+ * order and LOG_GAP, the retention mark (pure, exhaustive over a small
+ * grid), resurrection after rebase, draining under continuous writes, hot
+ * swap under concurrent readers, and a model-based run of random primary
+ * writes and replica operations (advance, rebase, hot swap, gaps injected by
+ * log truncation) where replica reads must equal the primary's state at the
+ * replica's visibleSeq. FLOE_MODEL_RUNS scales the model run.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { Change, Database } from '../../src/db/database.js';
+import { open, retentionMark } from '../../src/db/database.js';
+import { isFloeError } from '../../src/errors.js';
+import type { Row } from '../../src/format/logrecord.js';
+import type { Replica } from '../../src/replica/replica.js';
+import { replica } from '../../src/replica/replica.js';
+import { inProcessSource, storeSource } from '../../src/replica/source.js';
+import { MemoryStore } from '../../src/store/memory.js';
+
+const RUNS = Number(process.env.FLOE_MODEL_RUNS ?? 15);
+const schema = { k: { type: 'utf8', nullable: false }, v: 'int64' } as const;
+const kk = (n: number): string => `k${String(n).padStart(3, '0')}`;
+
+async function collect(it: AsyncIterable<Change>): Promise<Change[]> {
+  const out: Change[] = [];
+  for await (const c of it) out.push(c);
+  return out;
+}
+
+async function replicaRows(r: Replica, table = 't'): Promise<Map<string, bigint>> {
+  const rows = await r.table(table).scan().toArray();
+  const m = new Map<string, bigint>();
+  for (const row of rows) {
+    assert.ok(!m.has(row.k as string), `duplicate key ${String(row.k)} in replica scan`);
+    m.set(row.k as string, row.v as bigint);
+  }
+  return m;
+}
+
+describe('change feed', () => {
+  it('yields committed changes in seq order with table, op, key and row', async () => {
+    const db = await open(new MemoryStore());
+    const t = await db.createTable('t', schema, { primaryKey: 'k' });
+    const kl = await db.createTable('free', { x: 'int32' });
+    const s1 = (await t.upsert([{ k: 'a', v: 1n }, { k: 'b', v: 2n }])).seq;
+    const s2 = (await t.delete('a')).seq;
+    const s3 = (await kl.upsert({ x: 7 })).seq;
+    const all = await collect(db.changes({ since: 0 }));
+    assert.deepEqual(
+      all.map((c) => [c.seq, c.table, c.op, c.key]),
+      [
+        [s1, 't', 'upsert', { k: 'a' }],
+        [s1, 't', 'upsert', { k: 'b' }],
+        [s2, 't', 'delete', { k: 'a' }],
+        [s3, 'free', 'upsert', { _id: all[3]!.id }],
+      ],
+    );
+    assert.deepEqual(all[1]!.row, { k: 'b', v: 2n });
+    assert.equal(all[2]!.row, null);
+    assert.deepEqual((await collect(db.changes({ since: s2 }))).map((c) => c.seq), [s3]);
+    assert.deepEqual(await collect(db.changes({ since: s3 })), []);
+    await db.close();
+  });
+
+  it('fails with LOG_GAP naming the lowest seq once the log is truncated, and retention keeps records', async () => {
+    const store = new MemoryStore();
+    const db = await open(store);
+    const t = await db.createTable('t', schema, { primaryKey: 'k' });
+    for (let i = 0; i < 5; i++) await t.upsert({ k: kk(i), v: BigInt(i) });
+    await db.flush();
+    await t.upsert({ k: 'late', v: 9n });
+    await assert.rejects(collect(db.changes({ since: 0 })), (e: unknown) => isFloeError(e, 'LOG_GAP') && /starts at LSN [2-6]\b/.test((e as Error).message));
+    assert.equal((await collect(db.changes({ since: 5 }))).length, 1);
+    await db.close();
+
+    const store2 = new MemoryStore();
+    const kept = await open(store2, { logRetention: { minSeqs: 3 } });
+    const t2 = await kept.createTable('t', schema, { primaryKey: 'k' });
+    for (let i = 0; i < 6; i++) await t2.upsert({ k: kk(i), v: BigInt(i) });
+    await kept.flush();
+    // The newest 3 seqs (4, 5, 6) stay readable after the flush; older ones may not.
+    assert.deepEqual((await collect(kept.changes({ since: 3 }))).map((c) => c.seq), [4, 5, 6]);
+    await kept.close();
+  });
+
+  it('rejects bad since/until and bad retention options', async () => {
+    const db = await open(new MemoryStore());
+    await assert.rejects(collect(db.changes({ since: -1 })), (e: unknown) => isFloeError(e, 'INVALID_ARGUMENT'));
+    await assert.rejects(collect(db.changes({ since: 1.5 })), (e: unknown) => isFloeError(e, 'INVALID_ARGUMENT'));
+    await db.close();
+    await assert.rejects(open(new MemoryStore(), { logRetention: { minSeqs: -1 } }), (e: unknown) => isFloeError(e, 'INVALID_ARGUMENT'));
+    await assert.rejects(open(new MemoryStore(), { logRetention: { maxAge: 5 } as never }), (e: unknown) => isFloeError(e, 'INVALID_ARGUMENT'));
+  });
+
+  it('retentionMark: never past the checkpoint, keeps minSeqs and young records (exhaustive grid)', () => {
+    const marks = [
+      { seq: 2, at: 100 },
+      { seq: 5, at: 200 },
+      { seq: 9, at: 300 },
+    ];
+    for (let checkpoint = 0; checkpoint <= 10; checkpoint++) {
+      for (let latest = checkpoint; latest <= 12; latest++) {
+        for (const minSeqs of [undefined, 0, 1, 3, 20]) {
+          for (const maxAgeMs of [undefined, 0, 50, 150, 1000]) {
+            const now = 310;
+            const m = retentionMark(checkpoint, latest, { minSeqs, maxAgeMs }, marks, now);
+            assert.ok(m >= 0 && m <= checkpoint, 'within [0, checkpoint]');
+            if (minSeqs !== undefined) assert.ok(m <= Math.max(0, latest - minSeqs), 'keeps the newest minSeqs');
+            if (maxAgeMs !== undefined) {
+              for (const mk of marks) if (mk.at > now - maxAgeMs) assert.ok(m < mk.seq || marks.some((o) => o.seq >= m && o.at <= now - maxAgeMs), 'keeps young records');
+            }
+            if (minSeqs === undefined && maxAgeMs === undefined) assert.equal(m, checkpoint);
+          }
+        }
+      }
+    }
+    assert.equal(retentionMark(9, 9, { maxAgeMs: 50 }, marks, 310), 5);
+    assert.equal(retentionMark(9, 9, { maxAgeMs: 1000 }, marks, 310), 0);
+  });
+});
+
+describe('replica', () => {
+  it('a delete in the tail masks a base row; a rebase past the delete keeps it deleted (no resurrection)', async () => {
+    const store = new MemoryStore();
+    const db = await open(store, { logRetention: { minSeqs: 1000 } });
+    const t = await db.createTable('t', schema, { primaryKey: 'k' });
+    await t.upsert([{ k: 'gone', v: 1n }, { k: 'stay', v: 2n }]);
+    await db.flush(); // base holds "gone"
+    const r = await replica(store);
+    assert.equal((await r.table('t').get('gone'))?.v, 1n);
+    await t.delete('gone');
+    await r.advance();
+    assert.equal(await r.table('t').get('gone'), null, 'tail delete masks the base row');
+    assert.deepEqual([...(await replicaRows(r)).keys()], ['stay']);
+    // Rebase before the delete is flushed: the tail entry must survive.
+    await r.rebase();
+    assert.equal(await r.table('t').get('gone'), null);
+    // Flush (the delete is now a masked row in the base) and rebase past it.
+    await db.flush();
+    await r.rebaseHotSwap();
+    assert.equal((await r.stats()).tailLength, 0, 'tail dropped up to the new base');
+    assert.equal(await r.table('t').get('gone'), null, 'still deleted after rebase');
+    await r.rebase();
+    assert.deepEqual([...(await replicaRows(r)).keys()], ['stay']);
+    // An upsert after the delete brings it back, exactly once.
+    await t.upsert({ k: 'gone', v: 3n });
+    await r.advance();
+    assert.deepEqual([...(await replicaRows(r)).entries()].sort(), [['gone', 3n], ['stay', 2n]]);
+    await r.close();
+    await db.close();
+  });
+
+  it('draining ends while writes keep coming (in-process and store sources)', async () => {
+    const store = new MemoryStore();
+    const db = await open(store);
+    const t = await db.createTable('t', schema, { primaryKey: 'k' });
+    for (let i = 0; i < 20; i++) await t.upsert({ k: kk(i), v: BigInt(i) });
+    for (const source of [inProcessSource(db), storeSource(store)]) {
+      const r = await replica(store, { source });
+      let stop = false;
+      let n = 20;
+      const writer = (async () => {
+        while (!stop) await t.upsert({ k: kk(n % 50), v: BigInt(n++) });
+      })();
+      // Each drain must end although the writer never pauses.
+      for (let i = 0; i < 5; i++) await r.advance();
+      stop = true;
+      await writer;
+      await r.advance();
+      assert.equal(r.visibleSeq, db.visibleSeq);
+      const primary = new Map((await t.scan().toArray()).map((row) => [row.k as string, row.v as bigint]));
+      assert.deepEqual(await replicaRows(r), primary);
+      await r.close();
+    }
+    await db.close();
+  });
+
+  it('readers during a hot swap never block on it and never see a mixed state', async () => {
+    const store = new MemoryStore();
+    const db = await open(store, { logRetention: { minSeqs: 1_000_000 } });
+    const t = await db.createTable('t', schema, { primaryKey: 'k' });
+    // Every write moves all keys to one generation g: a mixed state shows two generations.
+    const gen = async (g: number): Promise<void> => {
+      await t.upsert(Array.from({ length: 30 }, (_, i) => ({ k: kk(i), v: BigInt(g) })));
+    };
+    await gen(0);
+    const r = await replica(store);
+    for (let g = 1; g <= 6; g++) {
+      await gen(g);
+      if (g % 2 === 0) await db.flush();
+      await r.advance();
+      const swap = r.rebaseHotSwap();
+      const reads = Array.from({ length: 8 }, async () => {
+        const vals = new Set((await r.table('t').scan().toArray()).map((row) => row.v as bigint));
+        assert.equal(vals.size, 1, `one generation per read, saw ${[...vals].join(',')}`);
+      });
+      await Promise.all([swap, ...reads]);
+      assert.deepEqual(new Set((await replicaRows(r)).values()), new Set([BigInt(g)]));
+    }
+    await assert.rejects(r.rebaseHotSwap({ timeoutMs: -1 }), (e: unknown) => isFloeError(e, 'TIMEOUT'));
+    assert.deepEqual(new Set((await replicaRows(r)).values()), new Set([6n]), 'a timed-out swap leaves the old state');
+    await r.close();
+    await db.close();
+  });
+
+  it('learns a table created after its base', async () => {
+    const store = new MemoryStore();
+    const db = await open(store);
+    await db.createTable('t', schema, { primaryKey: 'k' });
+    const r = await replica(store);
+    const u = await db.createTable('u', schema, { primaryKey: 'k' });
+    await u.upsert({ k: 'x', v: 1n });
+    await r.advance();
+    assert.equal((await r.table('u').get('x'))?.v, 1n);
+    await r.close();
+    await db.close();
+  });
+});
+
+type Op =
+  | { kind: 'upsert'; rows: Array<[number, number]> }
+  | { kind: 'delete'; keys: number[] }
+  | { kind: 'tx'; up: [number, number]; del: number }
+  | { kind: 'flush' }
+  | { kind: 'advance' }
+  | { kind: 'recover' }
+  | { kind: 'rebase' }
+  | { kind: 'hotswap' }
+  | { kind: 'get'; key: number };
+
+const key = fc.integer({ min: 0, max: 15 });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('upsert' as const), rows: fc.array(fc.tuple(key, fc.integer({ min: 0, max: 999 })), { minLength: 1, maxLength: 4 }) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('delete' as const), keys: fc.array(key, { minLength: 1, maxLength: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('tx' as const), up: fc.tuple(key, fc.integer({ min: 0, max: 999 })), del: key }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'flush' as const }) },
+  { weight: 3, arbitrary: fc.constant({ kind: 'advance' as const }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'recover' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'rebase' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'hotswap' as const }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('get' as const), key }) },
+);
+
+async function runModel(ops: Op[], retain: number | null, useStoreSource: boolean): Promise<void> {
+  const store = new MemoryStore();
+  const db: Database = await open(store, retain === null ? {} : { logRetention: { minSeqs: retain } });
+  const t = await db.createTable('t', schema, { primaryKey: 'k' });
+  // Primary state after each seq (seqs without a snapshot inherit the previous one).
+  const history: Array<{ seq: number; state: Map<string, bigint> }> = [{ seq: 0, state: new Map() }];
+  const cur = new Map<string, bigint>();
+  // Ground truth is the primary's own reads after each write (the model map
+  // `cur` is cross-checked against them).
+  const record = async (seq: number): Promise<void> => {
+    const primary = new Map((await t.scan().toArray()).map((row) => [row.k as string, row.v as bigint]));
+    history.push({ seq, state: primary });
+  };
+  const stateAt = (seq: number): Map<string, bigint> => {
+    let s = history[0]!.state;
+    for (const h of history) if (h.seq <= seq) s = h.state;
+    return s;
+  };
+  const r = await replica(store, useStoreSource ? {} : { source: inProcessSource(db) });
+  const check = async (): Promise<void> => {
+    assert.ok(r.visibleSeq <= db.visibleSeq);
+    assert.deepEqual(await replicaRows(r), stateAt(r.visibleSeq), `replica at seq ${r.visibleSeq}`);
+  };
+  try {
+    for (const op of ops) {
+      switch (op.kind) {
+        case 'upsert': {
+          const rows: Row[] = op.rows.map(([k, v]) => ({ k: kk(k), v: BigInt(v) }));
+          const { seq } = await t.upsert(rows);
+          for (const row of rows) cur.set(row.k as string, row.v as bigint);
+          await record(seq);
+          assert.deepEqual(history[history.length - 1]!.state, cur, 'primary equals the model');
+          break;
+        }
+        case 'delete': {
+          const { seq } = await t.delete(op.keys.map(kk));
+          for (const k of op.keys) cur.delete(kk(k));
+          await record(seq);
+          break;
+        }
+        case 'tx': {
+          await db.transaction(async (tx) => {
+            await tx.table('t').upsert({ k: kk(op.up[0]), v: BigInt(op.up[1]) });
+            await tx.table('t').delete(kk(op.del));
+          });
+          await record(db.visibleSeq);
+          // Within one transaction the engine keeps the first write of a key; follow the primary.
+          cur.clear();
+          for (const [k, v] of history[history.length - 1]!.state) cur.set(k, v);
+          break;
+        }
+        case 'flush':
+          await db.flush();
+          break;
+        case 'advance':
+          try {
+            await r.advance();
+          } catch (err) {
+            // An injected gap: the replica must stay where it was, still consistent.
+            if (!isFloeError(err, 'LOG_GAP')) throw err;
+          }
+          await check();
+          break;
+        case 'recover':
+          await r.advanceOrRecover();
+          assert.equal(r.visibleSeq, db.visibleSeq, 'recovered to the primary');
+          await check();
+          break;
+        case 'rebase':
+          await r.rebase();
+          await check();
+          break;
+        case 'hotswap':
+          await r.rebaseHotSwap();
+          await check();
+          break;
+        case 'get': {
+          const got = await r.table('t').get(kk(op.key));
+          const want = stateAt(r.visibleSeq).get(kk(op.key));
+          assert.deepEqual(got === null ? undefined : got.v, want);
+          break;
+        }
+      }
+    }
+    await r.advanceOrRecover();
+    assert.equal(r.visibleSeq, db.visibleSeq);
+    await check();
+  } finally {
+    await r.close();
+    await db.close();
+  }
+}
+
+describe('replica model', () => {
+  it('replica reads equal the primary at the replica visibleSeq (in-process source, gaps by truncation)', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 60 }), (ops) => runModel(ops, null, false)), { numRuns: RUNS });
+  });
+  it('same with a store-tailing source and log retention', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 60 }), fc.integer({ min: 0, max: 6 }), (ops, keep) => runModel(ops, keep, true)),
+      { numRuns: RUNS },
+    );
+  });
+});
