@@ -1,0 +1,252 @@
+/**
+ * The multi-table commit protocol, and the operations built on it
+ * (`db.load`, `dropTable`).
+ *
+ * Steps, each a durable barrier with a failpoint after it:
+ *   1. `_recovery/<id>.json` written create-only: per table the expected
+ *      catalog entry and the planned manifest key (chosen up front);
+ *   2. per table, its new objects (data files, bitmaps) and then its planned
+ *      manifest (create-only) are staged; nothing is visible yet;
+ *   3. ONE catalog CAS moves every table from expected to planned — readers
+ *      switch all tables at once, this is the commit point;
+ *   4. `_history/<id>.json` records the catalog's table map after the commit;
+ *   5. the intent is deleted.
+ * A crash before 3 leaves an intent that recovery rolls forward (all staged)
+ * or back (not all staged); a crash after 3 leaves one that recovery records
+ * as already published. A lost race (another commit moved one of our tables
+ * between 1 and 3) fails with CAS_CONFLICT and nothing of this commit is
+ * visible; the intent is removed and the staged objects are GC garbage.
+ *
+ * Cost of a load into T tables (one data file each, ids already reserved):
+ * 3 + 2T PUTs (intent, T data files, T manifests, catalog, history entry),
+ * one DELETE, one catalog GET and one manifest GET per table; no LIST.
+ */
+import type * as arrow from 'apache-arrow';
+import { FloeError } from '../errors.js';
+import type { Row } from '../format/logrecord.js';
+import { keyOf, recordBatchToRows, schemaFromJson, validateRows } from '../format/schema.js';
+import type { DataFileEntry, DeletionRef, Manifest } from '../table/manifest.js';
+import { encodeManifest, manifestKey, nextManifest } from '../table/manifest.js';
+import type { AppendInput } from '../table/table.js';
+import { lastWins } from '../table/table.js';
+import { findKeyRows, makeProbe, planMasks, writeBitmap, writeDataFile } from '../table/write.js';
+import type { Catalog, CatalogTable } from './catalog.js';
+import type { DbInternals } from './database.js';
+import { commitKey, putEntryOnce } from './history.js';
+import type { Intent, IntentTable, WriterKind } from './intent.js';
+import { INTENT_FORMAT, applyIntent, atExpected, atPlanned, encodeIntent, intentKey } from './intent.js';
+import { markActive } from './recovery.js';
+
+export interface CommitResult {
+  readonly commitId: string;
+  /** Published manifest version per changed table (absent for removed tables). */
+  readonly versions: Record<string, number>;
+}
+
+/** One table's part of a commit: how to build its next manifest from the expected one. */
+export interface TablePlan {
+  readonly name: string;
+  readonly action: 'update' | 'remove';
+  /** Write the table's new objects and return its next manifest (update only). */
+  readonly stage?: (cur: Manifest, entry: CatalogTable, cat: Catalog) => Promise<Manifest>;
+}
+
+/** Errors after which the writer itself abandons the commit (not a crash). */
+const ABANDON = new Set(['CAS_CONFLICT', 'INVALID_ARGUMENT', 'SCHEMA_MISMATCH', 'NOT_FOUND']);
+
+/** Run the commit protocol for `plans` (distinct table names). */
+export async function commitTables(db: DbInternals, writer: WriterKind, plans: readonly TablePlan[]): Promise<CommitResult> {
+  if (db.readOnly) throw new FloeError('INVALID_ARGUMENT', `${writer}: the database was opened readOnly`);
+  if (plans.length === 0) throw new FloeError('INVALID_ARGUMENT', `${writer}: name at least one table`);
+  if (new Set(plans.map((p) => p.name)).size !== plans.length) throw new FloeError('INVALID_ARGUMENT', `${writer}: a table is named twice`);
+  const cat = (await db.refreshCatalog()).catalog;
+  const current = new Map<string, { entry: CatalogTable; manifest: Manifest }>();
+  const tables: IntentTable[] = [];
+  for (const p of plans) {
+    const entry = cat.tables[p.name];
+    if (!entry) {
+      throw new FloeError('NOT_FOUND', `${writer}: no table "${p.name}" in ${db.store.location} (tables: ${Object.keys(cat.tables).sort().join(', ') || 'none'})`);
+    }
+    const manifest = await db.manifest(entry.manifest);
+    current.set(p.name, { entry, manifest });
+    const expected = { manifest: entry.manifest, version: entry.version };
+    const planned = p.action === 'remove' ? null : { manifest: manifestKey(entry.id, manifest.version + 1, db.newId()), version: manifest.version + 1 };
+    tables.push({ name: p.name, tableId: entry.id, action: p.action, expected, planned });
+  }
+  const intent: Intent = { format: INTENT_FORMAT, magic: 'floe-intent', id: db.newId(), writer, createdAt: db.now(), tables };
+  const ikey = intentKey(intent.id);
+  markActive(db.store, intent.id, true);
+  try {
+    await db.store.putIfAbsent(ikey, encodeIntent(intent));
+    await db.failpoints.hit('multitable.intent.after', { key: ikey });
+    let published: Record<string, CatalogTable> | null = null;
+    try {
+      for (let i = 0; i < plans.length; i++) {
+        const p = plans[i]!;
+        const t = tables[i]!;
+        if (!t.planned || !p.stage) continue;
+        const { entry, manifest } = current.get(p.name)!;
+        const next = await p.stage(manifest, entry, cat);
+        if (next.version !== t.planned.version || next.tableId !== t.tableId) {
+          throw new FloeError('INVARIANT_VIOLATION', `${writer}: staged manifest of "${p.name}" is version ${next.version}, planned ${t.planned.version}`, { key: t.planned.manifest });
+        }
+        await db.store.putIfAbsent(t.planned.manifest, encodeManifest(next));
+        await db.failpoints.hit('multitable.stage.after', { key: t.planned.manifest, table: p.name });
+      }
+      const st = await db.casCatalog(async (c) => {
+        published = null;
+        if (atPlanned(c.tables, intent)) return null; // a recovery elsewhere already published it
+        if (!atExpected(c.tables, intent)) {
+          const moved = tables.filter((t) => c.tables[t.name]?.manifest !== t.expected?.manifest).map((t) => t.name);
+          throw new FloeError('CAS_CONFLICT', `${writer} ${intent.id}: tables ${moved.join(', ')} changed since this commit began; nothing was published, retry`, { key: ikey });
+        }
+        published = applyIntent(c.tables, intent);
+        return { ...c, tables: published, updatedAt: db.now() };
+      });
+      published ??= { ...st.catalog.tables };
+    } catch (err) {
+      if (err instanceof FloeError && ABANDON.has(err.code)) await abandon(db, ikey, err);
+      throw err;
+    }
+    await db.failpoints.hit('multitable.cas.after', { key: ikey });
+    await putEntryOnce(db.store, commitKey(intent.id), {
+      format: 1,
+      kind: 'commit',
+      id: intent.id,
+      writer,
+      at: db.now(),
+      changed: tables.map((t) => t.name),
+      tables: published,
+    });
+    await db.failpoints.hit('multitable.history.after', { key: commitKey(intent.id) });
+    await db.store.delete(ikey);
+    await db.failpoints.hit('multitable.intent.delete.after', { key: ikey });
+  } finally {
+    markActive(db.store, intent.id, false);
+  }
+  const versions: Record<string, number> = {};
+  for (const t of tables) if (t.planned) versions[t.name] = t.planned.version;
+  return { commitId: intent.id, versions };
+}
+
+/** The writer gives up (bad input, lost race): remove its intent, keep the cause. */
+async function abandon(db: DbInternals, ikey: string, cause: FloeError): Promise<void> {
+  try {
+    await db.store.delete(ikey);
+  } catch (err) {
+    // The intent stays; the next recovery rolls it back (nothing was published).
+    throw new FloeError(cause.code, `${cause.message} (and removing ${ikey} failed; recovery will roll it back)`, { key: ikey, cause: err });
+  }
+}
+
+export interface LoadOptions {
+  /** Rows per data file (default 1,000,000). */
+  readonly rowsPerFile?: number;
+}
+
+/** Atomic bulk load into several tables: all tables' rows become visible at once, or none. */
+export async function load(db: DbInternals, inputs: Readonly<Record<string, AppendInput>>, options: LoadOptions = {}): Promise<CommitResult> {
+  if (inputs === null || typeof inputs !== 'object') throw new FloeError('INVALID_ARGUMENT', 'load: pass an object mapping table names to rows');
+  const rowsPerFile = options.rowsPerFile ?? 1_000_000;
+  if (!Number.isInteger(rowsPerFile) || rowsPerFile < 1) throw new FloeError('INVALID_ARGUMENT', 'load: rowsPerFile must be a positive integer');
+  const names = Object.keys(inputs);
+  // Order the load after this process's acknowledged point writes, then commit against a fresh catalog.
+  await db.flush();
+  return commitTables(
+    db,
+    'load',
+    names.map((name) => ({
+      name,
+      action: 'update' as const,
+      stage: (cur, entry, cat) => stageRows(db, name, entry, cur, cat, inputs[name]!, rowsPerFile),
+    })),
+  );
+}
+
+/** Write `input` as data files of one table and build its next manifest (nothing published). */
+async function stageRows(db: DbInternals, name: string, entry: CatalogTable, cur: Manifest, cat: Catalog, input: AppendInput, rowsPerFile: number): Promise<Manifest> {
+  const ctx = db.writeCtx;
+  const schema = schemaFromJson(cur.schema);
+  const pk = cur.primaryKey;
+  const seq = BigInt(cat.checkpointLsn);
+  const added: DataFileEntry[] = [];
+  const selfMasks = new Map<string, number[]>();
+  const allKeys = new Set<string>();
+  let buf: Row[] = [];
+  let rowBase = 0;
+  const writeChunk = async (): Promise<void> => {
+    if (buf.length === 0) return;
+    let valid: Row[];
+    try {
+      valid = validateRows(schema, buf, { primaryKey: pk ?? undefined });
+    } catch (err) {
+      if (err instanceof FloeError) throw new FloeError(err.code, `load into "${name}": ${err.message} (row indexes relative to input row ${rowBase})`, { cause: err });
+      throw err;
+    }
+    rowBase += buf.length;
+    buf = [];
+    if (pk) {
+      valid = lastWins(valid, pk);
+      const keyed = valid.map((r) => ({ k: keyOf(r, pk), r }));
+      keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+      valid = keyed.map((x) => x.r);
+      const probe = makeProbe(keyed.map((x) => x.k))!;
+      for (const f of added) {
+        const pos = await findKeyRows(ctx.files, f, pk, probe);
+        if (pos.length) selfMasks.set(f.id, [...(selfMasks.get(f.id) ?? []), ...pos]);
+      }
+      for (const x of keyed) allKeys.add(x.k);
+    }
+    const first = await db.reserveIds(valid.length);
+    const ids = BigInt64Array.from(valid, (_, i) => first + BigInt(i));
+    const seqs = new BigInt64Array(valid.length).fill(seq);
+    added.push(await writeDataFile(ctx, entry.id, schema, cur.schemaVersion, pk, valid, ids, seqs, 'load'));
+  };
+  for await (const item of rowsOf(input, name)) {
+    if (Array.isArray(item)) buf.push(...item);
+    else buf.push(item);
+    if (buf.length >= rowsPerFile) await writeChunk();
+  }
+  await writeChunk();
+  const files: DataFileEntry[] = [];
+  for (const f of added) {
+    const pos = selfMasks.get(f.id);
+    files.push(pos ? { ...f, deletes: await writeBitmap(ctx, entry.id, f, pos, 'load') } : f);
+  }
+  const deletes = new Map<string, DeletionRef>();
+  const probe = pk ? makeProbe(allKeys) : null;
+  if (pk && probe) {
+    const masks = await planMasks(ctx.files, cur, pk, probe, new Set(added.map((f) => f.id)), new Map());
+    for (const [fileId, pos] of masks) {
+      const f = cur.files.find((x) => x.id === fileId)!;
+      deletes.set(fileId, await writeBitmap(ctx, entry.id, f, pos, 'load'));
+    }
+  }
+  return nextManifest(cur, entry.manifest, { operation: 'load', addFiles: files, deletes, now: db.now() });
+}
+
+function isBatch(x: unknown): x is arrow.RecordBatch {
+  return typeof x === 'object' && x !== null && 'numRows' in x && typeof (x as { getChild?: unknown }).getChild === 'function' && !('batches' in x);
+}
+
+/** Rows (or arrays of rows from record batches) of one load input. */
+async function* rowsOf(input: AppendInput, name: string): AsyncGenerator<Row | Row[]> {
+  if (typeof input !== 'object' || input === null) throw new FloeError('INVALID_ARGUMENT', `load into "${name}": input must be rows, an Arrow Table or RecordBatch, or an (async) iterable of them`);
+  if ('batches' in input && Array.isArray((input as arrow.Table).batches)) {
+    for (const b of (input as arrow.Table).batches) yield recordBatchToRows(b);
+    return;
+  }
+  if (isBatch(input)) {
+    yield recordBatchToRows(input);
+    return;
+  }
+  const it = Symbol.asyncIterator in input ? (input as AsyncIterable<Row | arrow.RecordBatch>) : Symbol.iterator in input ? (input as Iterable<Row | arrow.RecordBatch>) : null;
+  if (!it) throw new FloeError('INVALID_ARGUMENT', `load into "${name}": input must be rows, an Arrow Table or RecordBatch, or an (async) iterable of them`);
+  for await (const item of it) yield isBatch(item) ? recordBatchToRows(item) : item;
+}
+
+/** Remove tables from the catalog through the intent protocol (their objects become GC garbage). */
+export function dropTables(db: DbInternals, names: readonly string[]): Promise<CommitResult> {
+  return commitTables(db, 'drop', names.map((name) => ({ name, action: 'remove' as const })));
+}
+
