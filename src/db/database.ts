@@ -54,6 +54,7 @@ import { dropTables, load as loadTables } from './multitable.js';
 import type { IntentReport, RecoverOptions } from './recovery.js';
 import { pendingRecovery, recover as recoverIntents } from './recovery.js';
 import { collectGarbage } from './gc.js';
+import { recoverMutations as recoverMutationsImpl } from '../table/mutate.js';
 
 export interface OpenOptions {
   /** Open without claiming the log writer; writes are refused. */
@@ -287,6 +288,8 @@ export class Database {
       // Multi-table commit intents left by crashed writers (src/db/recovery.ts).
       if (!db.readOnly) await recoverIntents(db._internals, { mode: 'full' });
       await db.#replayLog();
+      // Unfinished set-oriented mutations, oldest first (src/table/mutate.ts).
+      if (!db.readOnly) await db.recoverMutations();
       return db;
     } catch (err) {
       if (owns) await store.close();
@@ -394,7 +397,20 @@ export class Database {
   /** Recover pending multi-table commit intents now (a read-write open already did). */
   async recover(options: RecoverOptions = {}): Promise<IntentReport[]> {
     this.#writable('recover');
-    return recoverIntents(this._internals, options);
+    const reports = await recoverIntents(this._internals, options);
+    await this.recoverMutations();
+    return reports;
+  }
+
+  /**
+   * Resume unfinished updateWhere/deleteWhere mutations, oldest first (also
+   * run by a read-write open and by recover()). CORRUPT ones are reported,
+   * never applied.
+   */
+  async recoverMutations(): Promise<{ resumed: string[]; corrupt: Array<{ id: string; error: FloeError }> }> {
+    this.#writable('recoverMutations');
+    // Re-read the catalog before concluding a table is gone (another process may have created it).
+    return recoverMutationsImpl(this.#host, async (name) => (await this._internals.refreshCatalog()).catalog.tables[name] !== undefined);
   }
 
   /** Pending multi-table commit intents and what recovery would decide; changes nothing. */

@@ -24,6 +24,10 @@ import { countView, getByKey, scanView } from './read.js';
 import type { TableView } from './view.js';
 import type { KeyProbe, WriteContext } from './write.js';
 import { findKeyRows, makeProbe, planMasks, writeBitmap, writeDataFile } from './write.js';
+import type { CompactOptions, CompactResult } from './compact.js';
+import { compactTable } from './compact.js';
+import type { MutateOptions, MutationResult } from './mutate.js';
+import { deleteWhere as deleteWhereImpl, updateWhere as updateWhereImpl } from './mutate.js';
 
 export interface ManifestEdit {
   readonly addFiles?: readonly import('./manifest.js').DataFileEntry[];
@@ -306,6 +310,28 @@ export class Table extends ReadonlyTable {
       return { addFiles: finalAdded, deletes };
     });
     return { version: m.version, rows: total };
+  }
+
+  /**
+   * Delete every row matching `where` as a crash-safe mutation (see
+   * src/table/mutate.ts). Flushes this process's memtable of the table first
+   * (when it holds the log), so unflushed point writes are targeted too.
+   */
+  async deleteWhere(where: PredicateInput, options: MutateOptions = {}): Promise<MutationResult> {
+    this.#writable();
+    return deleteWhereImpl(this.host, this.name, this.tableId, where, options);
+  }
+
+  /** Set columns (`set`: column -> value) on every row matching `where`; crash-safe, as deleteWhere. */
+  async updateWhere(where: PredicateInput, set: Readonly<Record<string, unknown>>, options: MutateOptions = {}): Promise<MutationResult> {
+    this.#writable();
+    return updateWhereImpl(this.host, this.name, this.tableId, where, set, options);
+  }
+
+  /** Merge small files and drop masked rows (src/table/compact.ts). */
+  async compact(options: CompactOptions = {}): Promise<CompactResult> {
+    this.#writable();
+    return compactTable(this.host, this.name, this.tableId, options);
   }
 
   /** Add a nullable column, or one with a default; no data file is rewritten. */

@@ -1,0 +1,432 @@
+/**
+ * Running set-oriented DELETE and UPDATE: the I/O around the pure state
+ * machine of ./mutation.ts, with every durable step behind a failpoint.
+ *
+ * deleteWhere / updateWhere:
+ * 1. Flush this process's memtable for the table (TableHost.prepareAppend:
+ *    rows still in the memtable are in no data file, so they could not be
+ *    targeted), then take a snapshot and resolve the predicate to the target
+ *    `_id`s — at most `maxTargets` (LIMIT_EXCEEDED above it: rewrite the table
+ *    instead). Bad input (unknown columns, values that do not fit `set`, an
+ *    update that would give two live rows one primary key) fails here,
+ *    before anything is written.
+ * 2. Update only: the new row images go to an Arrow IPC payload sidecar whose
+ *    BLAKE3 the state document records. The intent also fixes the new data
+ *    file's id, its `_id` span and its `_seq`, so rebuilding the file from
+ *    the payload after a crash yields byte-identical bytes under the same key.
+ * 3. The state document is created (`intent`). Update: the data file is
+ *    written and the document moves to `appended`, recording the file entry.
+ * 4. Tombstone + publish: ONE manifest version, published by the catalog CAS
+ *    (the database's only commit point, retried with bounded jittered
+ *    backoff; CAS_CONFLICT after the budget), carries new immutable deletion
+ *    bitmaps (old ∪ target rows) for every touched file and, for an update,
+ *    the new data file. Targets are located on every attempt in the freshest
+ *    manifest: files are pruned by their `_id` range, candidates' `_id`
+ *    columns are scanned. Compaction carries `_id` through, so a target whose
+ *    file was compacted away ("sealed") is simply found in its new file. A
+ *    target already masked or gone (deleted by someone else) is skipped: a
+ *    row is never deleted twice, and the update's image of a skipped target
+ *    is masked in the same commit, so it is never resurrected.
+ * 5. `complete` (with counts), then the document and payload are collected.
+ *
+ * Idempotency: the published version's operation is `delete:<id>` or
+ * `update:<id>`; before publishing, the manifest chain back to the intent's
+ * base version is probed for it, so a replay after a crash between the
+ * catalog CAS and the `complete` write does nothing twice. Persisted
+ * progress = the state document: a replay from `appended` skips the file
+ * build. Two processes driving one mutation is safe: each document change
+ * is a CAS with a version that grows by one, and the catalog CAS lets
+ * exactly one publish through.
+ *
+ * Crash leftovers: a payload without a document, or a data file/bitmaps
+ * that were never published — unreferenced garbage collected by GC after
+ * its grace period.
+ *
+ * Semantics under concurrency: the effect is evaluated on the intent's
+ * snapshot; rows another commit masked meanwhile are skipped (first
+ * committer wins per row), reported as `skipped`.
+ */
+import * as arrow from 'apache-arrow';
+import { ulid } from 'ulid';
+import { FloeError, isFloeError } from '../errors.js';
+import type { Row } from '../format/logrecord.js';
+import { keyOf, recordBatchToRows, rowsToRecordBatch, validateRows, coerceValue, ValueProblem } from '../format/schema.js';
+import type { DataFileEntry, DeletionRef, Manifest } from './manifest.js';
+import { advance } from './mutation.js';
+import type { MutationDoc } from './mutation-store.js';
+import { MUTATION_DOC_FORMAT, MutationStore } from './mutation-store.js';
+import type { PredicateInput } from './predicate.js';
+import { bindPredicate } from './predicate.js';
+import { scanView, SYSTEM_COLUMNS } from './read.js';
+import type { TableHost } from './table.js';
+import type { FileCache } from './files.js';
+import { writeBitmap, writeDataFile } from './write.js';
+
+export interface MutateOptions {
+  /** Most rows one mutation may target (default 1,000,000). */
+  readonly maxTargets?: number;
+}
+
+export interface MutationResult {
+  readonly id: string;
+  /** Rows matched on the snapshot. */
+  readonly matched: number;
+  /** Rows this mutation masked (deleted, or replaced by their new image). */
+  readonly applied: number;
+  /** Rows skipped because another commit removed them first. */
+  readonly skipped: number;
+  readonly version: number;
+}
+
+const DEFAULT_MAX_TARGETS = 1_000_000;
+
+function mutationStore(host: TableHost): MutationStore {
+  return new MutationStore(host.writeCtx.store, host.writeCtx.failpoints);
+}
+
+async function resolveTargets(
+  host: TableHost,
+  name: string,
+  tableId: string,
+  where: PredicateInput,
+  columns: readonly string[],
+  options: MutateOptions,
+): Promise<{ seq: number; manifest: Manifest; rows: Row[] }> {
+  const cap = options.maxTargets ?? DEFAULT_MAX_TARGETS;
+  if (!Number.isSafeInteger(cap) || cap < 0) throw new FloeError('INVALID_ARGUMENT', 'maxTargets must be a non-negative integer');
+  const seq = await host.prepareAppend(tableId);
+  const view = await host.view(name);
+  bindPredicate(where, view.schema); // unknown columns / type mismatches, before anything is written
+  const rows: Row[] = [];
+  for await (const b of scanView(view, { where, columns: ['_id', ...columns] })) {
+    for (const r of recordBatchToRows(b)) {
+      rows.push(r);
+      if (rows.length > cap) {
+        throw new FloeError(
+          'LIMIT_EXCEEDED',
+          `mutation of "${name}" matches more than maxTargets=${cap} rows; raise maxTargets, or rewrite the table (scan + append into a new table) for changes this large`,
+        );
+      }
+    }
+  }
+  if (view.mem.some((m) => m.size > 0)) {
+    throw new FloeError('INVARIANT_VIOLATION', `mutation of "${name}": the memtable still holds rows after the flush`);
+  }
+  return { seq, manifest: view.manifest, rows };
+}
+
+function baseDoc(kind: 'delete' | 'update', name: string, tableId: string, now: number, manifest: Manifest, seq: number, targets: bigint[]): MutationDoc {
+  return {
+    format: MUTATION_DOC_FORMAT,
+    id: ulid(now),
+    kind,
+    state: 'intent',
+    version: 1,
+    table: name,
+    tableId,
+    createdAt: now,
+    baseVersion: manifest.version,
+    targets: targets.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String),
+    payload: null,
+    fileId: null,
+    firstId: null,
+    seq,
+    file: null,
+    applied: null,
+    skipped: null,
+  };
+}
+
+export async function deleteWhere(host: TableHost, name: string, tableId: string, where: PredicateInput, options: MutateOptions = {}): Promise<MutationResult> {
+  const { seq, manifest, rows } = await resolveTargets(host, name, tableId, where, [], options);
+  if (rows.length === 0) return { id: '', matched: 0, applied: 0, skipped: 0, version: manifest.version };
+  const doc = baseDoc('delete', name, tableId, Date.now(), manifest, seq, rows.map((r) => r._id as bigint));
+  const ms = mutationStore(host);
+  await ms.create(doc);
+  return drive(host, ms, doc.id, rows.length);
+}
+
+export async function updateWhere(
+  host: TableHost,
+  name: string,
+  tableId: string,
+  where: PredicateInput,
+  set: Readonly<Record<string, unknown>>,
+  options: MutateOptions = {},
+): Promise<MutationResult> {
+  if (set === null || typeof set !== 'object' || Array.isArray(set)) throw new FloeError('INVALID_ARGUMENT', `updateWhere on "${name}": set must be an object of column -> value`);
+  const view0 = await host.view(name);
+  const schema = view0.schema;
+  const setCols = Object.keys(set);
+  if (setCols.length === 0) throw new FloeError('INVALID_ARGUMENT', `updateWhere on "${name}": set names no column`);
+  const coerced: Row = {};
+  for (const c of setCols) {
+    if ((SYSTEM_COLUMNS as readonly string[]).includes(c)) throw new FloeError('INVALID_ARGUMENT', `updateWhere on "${name}": system column "${c}" cannot be set`);
+    const spec = schema.columns.find((x) => x.name === c);
+    if (!spec) throw new FloeError('INVALID_ARGUMENT', `updateWhere on "${name}": unknown column "${c}" (columns: ${schema.columns.map((x) => x.name).join(', ')})`);
+    const v = set[c];
+    if (v === null || v === undefined) {
+      if (!spec.nullable) throw new FloeError('SCHEMA_MISMATCH', `updateWhere on "${name}": column "${c}" is not nullable`);
+      coerced[c] = null;
+      continue;
+    }
+    try {
+      coerced[c] = coerceValue(spec.type, v);
+    } catch (err) {
+      if (err instanceof ValueProblem) throw new FloeError('SCHEMA_MISMATCH', `updateWhere on "${name}": set.${c}: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+  bindPredicate(where, schema);
+  const userCols = schema.columns.map((c) => c.name);
+  const { seq, manifest, rows } = await resolveTargets(host, name, tableId, where, userCols, options);
+  if (rows.length === 0) return { id: '', matched: 0, applied: 0, skipped: 0, version: manifest.version };
+  const pk = manifest.primaryKey;
+  let images = rows.map((r) => {
+    const img: Row = {};
+    for (const c of userCols) img[c] = c in coerced ? coerced[c] : r[c];
+    return { src: r._id as bigint, row: img };
+  });
+  const valid = validateRows(schema, images.map((x) => x.row), { primaryKey: pk ?? undefined });
+  images = images.map((x, i) => ({ src: x.src, row: valid[i]! }));
+  if (pk) {
+    const keyed = images.map((x) => ({ ...x, k: keyOf(x.row, pk) }));
+    if (setCols.some((c) => pk.includes(c))) {
+      const seen = new Set<string>();
+      for (const x of keyed) {
+        if (seen.has(x.k)) throw new FloeError('INVALID_ARGUMENT', `updateWhere on "${name}": the update gives two rows the primary key ${showKey(x.row, pk)}`);
+        seen.add(x.k);
+      }
+      const targets = new Set(images.map((x) => x.src));
+      const view = await host.view(name);
+      for await (const b of scanView(view, { columns: ['_id', ...pk] })) {
+        for (const r of recordBatchToRows(b)) {
+          if (!targets.has(r._id as bigint) && seen.has(keyOf(r, pk))) {
+            throw new FloeError('INVALID_ARGUMENT', `updateWhere on "${name}": the update gives a row the primary key ${showKey(r, pk)}, which another row already has`);
+          }
+        }
+      }
+    }
+    keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+    images = keyed.map((x) => ({ src: x.src, row: x.row }));
+  }
+  const now = Date.now();
+  const doc0 = baseDoc('update', name, tableId, now, manifest, seq, images.map((x) => x.src));
+  const firstId = await host.reserveIds(images.length);
+  const ms = mutationStore(host);
+  const srcIds = BigInt64Array.from(images, (x) => x.src);
+  const batch = rowsToRecordBatch(schema, images.map((x) => x.row), { _id: srcIds, _seq: new BigInt64Array(images.length).fill(BigInt(seq)) });
+  const payload = await ms.putPayload(doc0.id, new arrow.Table(batch));
+  const doc: MutationDoc = { ...doc0, payload, fileId: ulid(now), firstId: String(firstId) };
+  await ms.create(doc);
+  return drive(host, ms, doc.id, rows.length);
+}
+
+const showKey = (r: Row, pk: readonly string[]): string => `(${pk.map((c) => String(r[c])).join(', ')})`;
+
+class DocRace extends Error {}
+
+/**
+ * Drive mutation `id` from its durable state to the end. Returns null when
+ * the document is gone (another process finished and collected it).
+ */
+export async function drive(host: TableHost, ms: MutationStore, id: string, matched = -1): Promise<MutationResult> {
+  const fp = host.writeCtx.failpoints;
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const got = await ms.read(id);
+    if (!got) return { id, matched, applied: 0, skipped: 0, version: 0 };
+    let { doc, etag } = got;
+    const cas = async (next: MutationDoc, point: string): Promise<void> => {
+      try {
+        etag = await ms.update(doc, etag, next, point);
+        doc = next;
+      } catch (err) {
+        if (isFloeError(err, 'CAS_CONFLICT')) throw new DocRace(); // another driver moved it: re-read
+        throw err;
+      }
+    };
+    try {
+      if (doc.state === 'complete') {
+        await fp.hit('mutate.collect.before', { key: id });
+        await ms.remove(id);
+        return { id, matched: matched < 0 ? doc.targets.length : matched, applied: doc.applied ?? 0, skipped: doc.skipped ?? 0, version: 0 };
+      }
+      let images: { src: BigInt64Array } | null = null;
+      if (doc.kind === 'update') {
+        const tbl = await ms.readPayload(doc.payload!);
+        const batch = tbl.batches.length === 1 ? tbl.batches[0]! : new arrow.Table(tbl.batches).batches[0]!;
+        const srcCol = tbl.getChild('_id')!;
+        const src = BigInt64Array.from(srcCol.toArray() as BigInt64Array);
+        images = { src };
+        if (doc.state === 'intent') {
+          const view = await host.view(doc.table);
+          const userCols = view.schema.columns.map((c) => c.name);
+          const rows = tbl.batches.flatMap((b) => recordBatchToRows(b, userCols));
+          void batch;
+          const first = BigInt(doc.firstId!);
+          const ids = BigInt64Array.from(rows, (_, i) => first + BigInt(i));
+          const seqs = new BigInt64Array(rows.length).fill(BigInt(doc.seq));
+          const fixedCtx = { ...host.writeCtx, newId: () => doc.fileId! };
+          const file = await writeDataFile(fixedCtx, doc.tableId, view.schema, view.manifest.schemaVersion, view.primaryKey, rows, ids, seqs, 'mutate');
+          await cas(advance(doc, 'appended', { file }), 'appended');
+        }
+      }
+      const r = await publishEffect(host, doc, images?.src ?? null);
+      await fp.hit('mutate.publish.after', { key: id });
+      await cas(advance(doc, 'complete', { applied: r.applied, skipped: r.skipped }), 'complete');
+      await fp.hit('mutate.collect.before', { key: id });
+      await ms.remove(id);
+      return { id, matched: matched < 0 ? doc.targets.length : matched, applied: r.applied, skipped: r.skipped, version: r.version };
+    } catch (err) {
+      if (err instanceof DocRace) continue;
+      throw err;
+    }
+  }
+  throw new FloeError('CAS_CONFLICT', `mutation ${id}: its state document kept changing underneath (64 attempts)`, { key: id });
+}
+
+class AlreadyPublished extends Error {}
+
+/** `_id` column of a data file (cached per file for the life of one mutation). */
+async function fileIds(files: FileCache, f: DataFileEntry, memo: Map<string, Map<bigint, number>>): Promise<Map<bigint, number>> {
+  let m = memo.get(f.key);
+  if (m) return m;
+  m = new Map();
+  const pf = await files.file(f);
+  for (let g = 0; g < pf.rowGroups.length; g++) {
+    const rg = pf.rowGroups[g]!;
+    const col = (await pf.readRowGroup(g, ['_id'])).getChild('_id')!;
+    const arr = col.toArray() as BigInt64Array;
+    for (let i = 0; i < arr.length; i++) m.set(arr[i]!, rg.firstRow + i);
+  }
+  memo.set(f.key, m);
+  return m;
+}
+
+/**
+ * Locate `_id`s in `manifest`: file id -> positions to mask, plus the ids
+ * already masked or absent. Pure apart from reading immutable objects.
+ */
+export async function locateIds(
+  files: FileCache,
+  manifest: Manifest,
+  ids: readonly bigint[],
+  memo: Map<string, Map<bigint, number>>,
+): Promise<{ masks: Map<string, number[]>; gone: bigint[] }> {
+  const masks = new Map<string, number[]>();
+  const gone: bigint[] = [];
+  const ranges = manifest.files.map((f) => ({ f, lo: BigInt(f.minId), hi: BigInt(f.maxId) }));
+  for (const id of ids) {
+    let found = false;
+    for (const { f, lo, hi } of ranges) {
+      if (id < lo || id > hi) continue;
+      const pos = (await fileIds(files, f, memo)).get(id);
+      if (pos === undefined) continue;
+      const del = await files.deleted(f);
+      if (del?.has(pos)) continue; // masked here; a live copy cannot exist elsewhere
+      const list = masks.get(f.id) ?? [];
+      list.push(pos);
+      masks.set(f.id, list);
+      found = true;
+      break;
+    }
+    if (!found) gone.push(id);
+  }
+  return { masks, gone };
+}
+
+async function publishEffect(host: TableHost, doc: MutationDoc, src: BigInt64Array | null): Promise<{ applied: number; skipped: number; version: number }> {
+  const op = `${doc.kind}:${doc.id}`;
+  const ctx = host.writeCtx;
+  const targets = doc.targets.map((s) => BigInt(s));
+  const memo = new Map<string, Map<bigint, number>>();
+  const bitmapMemo = new Map<string, DeletionRef>();
+  let applied = 0;
+  let skipped = 0;
+  try {
+    const m = await host.publish(doc.table, op, async (cur) => {
+      if (await alreadyPublished(host, doc, cur, op)) throw new AlreadyPublished();
+      const { masks, gone } = await locateIds(ctx.files, cur, targets, memo);
+      const deletes = new Map<string, DeletionRef>();
+      for (const [fileId, pos] of masks) {
+        const f = cur.files.find((x) => x.id === fileId)!;
+        const mk = `${fileId}|${f.deletes?.key ?? ''}|${pos.length}`;
+        let ref = bitmapMemo.get(mk);
+        if (!ref) {
+          ref = await writeBitmap(ctx, doc.tableId, f, pos, 'mutate');
+          bitmapMemo.set(mk, ref);
+        }
+        deletes.set(fileId, ref);
+      }
+      applied = targets.length - gone.length;
+      skipped = gone.length;
+      const addFiles: DataFileEntry[] = [];
+      if (doc.kind === 'update') {
+        let file = doc.file!;
+        if (gone.length > 0 && src) {
+          // Images of targets someone else removed first must not resurrect them.
+          const goneSet = new Set(gone);
+          const pos: number[] = [];
+          for (let i = 0; i < src.length; i++) if (goneSet.has(src[i]!)) pos.push(i);
+          const mk = `${file.id}|new|${pos.length}`;
+          let ref = bitmapMemo.get(mk);
+          if (!ref) {
+            ref = await writeBitmap(ctx, doc.tableId, file, pos, 'mutate');
+            bitmapMemo.set(mk, ref);
+          }
+          file = { ...file, deletes: ref };
+        }
+        addFiles.push(file);
+      }
+      await ctx.failpoints.hit('mutate.publish.before', { key: doc.id });
+      return { addFiles, deletes };
+    });
+    return { applied, skipped, version: m.version };
+  } catch (err) {
+    if (err instanceof AlreadyPublished) return { applied: doc.targets.length, skipped: 0, version: 0 };
+    throw err;
+  }
+}
+
+/** Was a version with operation `op` published after the intent's base version? */
+async function alreadyPublished(host: TableHost, doc: MutationDoc, cur: Manifest, op: string): Promise<boolean> {
+  if (cur.operation === op) return true;
+  if (cur.version <= doc.baseVersion) return false;
+  const hist = await host.history(doc.table, cur.version - doc.baseVersion + 1);
+  return hist.some((m) => m.operation === op && m.version > doc.baseVersion);
+}
+
+/**
+ * Resume every unfinished mutation, oldest first. Mutations of tables that
+ * no longer exist are collected. A mutation whose document or payload is
+ * CORRUPT is left untouched (never applied) and reported, so one damaged
+ * object cannot stop a database from opening. Safe to run from several
+ * processes at once.
+ */
+export async function recoverMutations(
+  host: TableHost,
+  tableExists: (name: string) => Promise<boolean>,
+): Promise<{ resumed: string[]; corrupt: Array<{ id: string; error: FloeError }> }> {
+  const ms = mutationStore(host);
+  const resumed: string[] = [];
+  const corrupt: Array<{ id: string; error: FloeError }> = [];
+  for (const id of await ms.list()) {
+    try {
+      const got = await ms.read(id);
+      if (!got) continue;
+      if (!(await tableExists(got.doc.table))) {
+        await ms.remove(id);
+        continue;
+      }
+      await drive(host, ms, id);
+      resumed.push(id);
+    } catch (err) {
+      if (isFloeError(err, 'CORRUPT')) {
+        corrupt.push({ id, error: err });
+        continue; // reported to the caller; the mutation stays unapplied for an operator to inspect
+      }
+      throw err;
+    }
+  }
+  return { resumed, corrupt };
+}
