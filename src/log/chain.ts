@@ -1,37 +1,39 @@
 /**
  * The log's decisions, as pure functions over segment headers: which
- * segments form the durable log, where a new writer fences, which segments
- * may be deleted and in what order. No I/O; exhaustively tested.
+ * segments form the durable log, what is void, what must be kept as a
+ * guard, and what truncation may delete. No I/O; exhaustively tested.
  *
  * The durable log is a chain of segments linked by `prevEpoch`:
  *
- * - Start: among readable segments whose `prevEpoch` is below the lowest
- *   epoch present (0 for a genesis segment, or a predecessor already deleted
- *   by truncation), the one with the highest (generation, epoch).
- * - Step: the successor of chain member `c` is, among readable segments `s`
- *   with `s.prevEpoch = c.epoch`, `s.generation >= c.generation` and
- *   `s.firstLsn = c.firstLsn + c.recordCount`, the one with the highest
- *   (generation, epoch).
+ * - Start: with a base (base.ts), the segment at base.startEpoch, which
+ *   must be readable and hold base.firstLsn (else the log is CORRUPT:
+ *   fail closed); everything below the base is dead and ignored. Without a
+ *   base (never truncated), the genesis segment (prevEpoch 0) with the
+ *   highest (generation, epoch), or an empty log if there is none.
+ * - Step: the successor of chain member `c` is, among readable non-void
+ *   segments `s` with `s.prevEpoch = c.epoch`, `s.generation >=
+ *   c.generation` and `s.firstLsn = c.firstLsn + c.recordCount`, the one
+ *   with the highest (generation, epoch).
  * - The chain ends where no successor exists: at a missing, torn, corrupt or
  *   non-continuing segment. Nothing after that point is part of the log,
  *   even if later segments are intact.
  *
- * A segment whose `prevEpoch` is below `epoch - 1` skips the epochs between:
- * those are void (a torn tail a new writer superseded, a failed group's
- * epoch, an older writer's leftovers). Writers only ever skip epochs that
- * are occupied by an object, and such an object is deleted only once a
- * durable chain member skips it (`superseded`), so a skipped epoch can never
- * become free again for a newer writer to fence at behind an older writer's
- * back.
+ * A segment whose `prevEpoch` is below `epoch - 1` skips the epochs between.
+ * Writers only skip epochs that hold an object (torn debris, an older
+ * writer's leftovers, their own failed writes, VOID markers), never a free
+ * one, and never write an epoch twice. VOID-flagged segments only occupy an
+ * epoch; they are never chain members.
  *
- * Present segments that are not chain members are "voids". Truncation
- * deletes superseded voids below the first retained chain member before it
- * deletes any chain member, and chain members oldest first, never the last
- * one; so at every moment (also after a crash mid-way, or seen by a reader
- * listing concurrently) the start rule still finds the same chain suffix.
+ * Guards: a FENCE segment (a writer taking over) at epoch f continuing
+ * epoch p is the first epoch an older writer still running would have to
+ * win to acknowledge anything more. The objects in (p, f] are kept, even
+ * after truncation passed them, so that such a writer, however late it
+ * wakes up, collides there and learns it was fenced. Guards of the last
+ * GUARD_GENERATIONS generations are kept; older ones are collected.
  */
+import type { LogBase } from './base.js';
 import type { SegmentMeta } from './segment.js';
-import { lastLsnOf } from './segment.js';
+import { FLAG_FENCE, FLAG_VOID, lastLsnOf } from './segment.js';
 
 /** One listed segment: its header when readable and verified, else null. */
 export interface Slot {
@@ -51,11 +53,16 @@ export interface ChainTip {
 
 export const EMPTY_TIP: ChainTip = { epoch: 0, generation: 0, nextLsn: 1 };
 
+/** How many recent writer generations keep their fence guards. */
+export const GUARD_GENERATIONS = 16;
+
 export interface LogAnalysis {
   /** Chain members, oldest first. */
   readonly chain: SegmentMeta[];
-  /** Present epochs that are not chain members, ascending. */
+  /** Present epochs that are not chain members (dead ones below the base included), ascending. */
   readonly voids: number[];
+  /** Present epochs that must not be deleted (see the module comment). */
+  readonly guards: Set<number>;
   readonly tip: ChainTip;
   /** Lowest LSN still held (tip.nextLsn when the chain holds no records). */
   readonly firstLsn: number;
@@ -63,16 +70,25 @@ export interface LogAnalysis {
   readonly maxDurableLsn: number;
   /** Highest epoch present, readable or not (0 when none). */
   readonly maxEpoch: number;
+  /** Highest generation of any readable segment (0 when none). */
+  readonly maxGeneration: number;
   /**
-   * Epoch of an unreadable lowest segment above epoch 1: the log's LSN base
-   * is unknown and nothing can be trusted (fail closed). Null otherwise.
+   * Set when the base names a start that cannot be used: 'missing' (a
+   * listing older than the base: list again), 'unreadable' or 'mismatch'
+   * (the log is damaged: fail closed).
    */
-  readonly corruptFront: number | null;
+  readonly baseProblem: 'missing' | 'unreadable' | 'mismatch' | null;
 }
 
 /** True when `next` directly continues `prev` in the chain. */
 export function continues(prev: ChainTip, next: SegmentMeta): boolean {
-  return next.prevEpoch === prev.epoch && next.epoch > prev.epoch && next.generation >= prev.generation && next.firstLsn === prev.nextLsn;
+  return (
+    (next.flags & FLAG_VOID) === 0 &&
+    next.prevEpoch === prev.epoch &&
+    next.epoch > prev.epoch &&
+    next.generation >= prev.generation &&
+    next.firstLsn === prev.nextLsn
+  );
 }
 
 export function tipOf(meta: SegmentMeta): ChainTip {
@@ -85,37 +101,60 @@ function better(a: SegmentMeta, b: SegmentMeta): SegmentMeta {
   return a.epoch >= b.epoch ? a : b;
 }
 
-/** Compute the durable chain from every listed segment (sorted or not). */
-export function analyzeLog(slots: readonly Slot[]): LogAnalysis {
+/** Present epochs guarded by the fences of recent generations. */
+export function guardEpochs(slots: readonly Slot[], maxGeneration: number): Set<number> {
+  const present = slots.map((s) => s.epoch).sort((a, b) => a - b);
+  const guards = new Set<number>();
+  for (const s of slots) {
+    const m = s.meta;
+    // Generation 1 had no predecessor to guard against.
+    if (!m || (m.flags & FLAG_FENCE) === 0 || m.generation <= 1 || m.generation <= maxGeneration - GUARD_GENERATIONS) continue;
+    for (const e of present) if (e > m.prevEpoch && e <= m.epoch) guards.add(e);
+  }
+  return guards;
+}
+
+/** Compute the durable chain from every listed segment (any order) and the base, if any. */
+export function analyzeLog(slots: readonly Slot[], base: LogBase | null = null): LogAnalysis {
   const sorted = [...slots].sort((a, b) => a.epoch - b.epoch);
   const maxEpoch = sorted.length ? sorted[sorted.length - 1]!.epoch : 0;
-  const empty = (corruptFront: number | null): LogAnalysis => ({
-    chain: [],
-    voids: sorted.map((s) => s.epoch),
-    tip: EMPTY_TIP,
-    firstLsn: 1,
-    maxDurableLsn: 0,
-    maxEpoch,
-    corruptFront,
-  });
-  if (sorted.length === 0) return empty(null);
-  const minEpoch = sorted[0]!.epoch;
+  const maxGeneration = sorted.reduce((g, s) => Math.max(g, s.meta?.generation ?? 0), 0);
+  const guards = guardEpochs(sorted, maxGeneration);
+  const result = (chain: SegmentMeta[], baseProblem: LogAnalysis['baseProblem'] = null): LogAnalysis => {
+    const members = new Set(chain.map((m) => m.epoch));
+    const last = chain[chain.length - 1];
+    const tip = last ? tipOf(last) : EMPTY_TIP;
+    return {
+      chain,
+      voids: sorted.filter((s) => !members.has(s.epoch)).map((s) => s.epoch),
+      guards,
+      tip,
+      firstLsn: chain[0]?.firstLsn ?? tip.nextLsn,
+      maxDurableLsn: tip.nextLsn - 1,
+      maxEpoch,
+      maxGeneration,
+      baseProblem,
+    };
+  };
   let start: SegmentMeta | null = null;
   const byPrev = new Map<number, SegmentMeta[]>();
   for (const s of sorted) {
-    if (!s.meta) continue;
-    if (s.meta.prevEpoch < minEpoch) start = start ? better(start, s.meta) : s.meta;
-    const list = byPrev.get(s.meta.prevEpoch);
-    if (list) list.push(s.meta);
-    else byPrev.set(s.meta.prevEpoch, [s.meta]);
+    const m = s.meta;
+    if (!m || (m.flags & FLAG_VOID) !== 0) continue;
+    if (base && m.epoch < base.startEpoch) continue; // dead
+    if (!base && m.prevEpoch === 0) start = start ? better(start, m) : m;
+    const list = byPrev.get(m.prevEpoch);
+    if (list) list.push(m);
+    else byPrev.set(m.prevEpoch, [m]);
   }
-  if (!start) {
-    // No readable segment can begin the chain, so the lowest one is
-    // unreadable. At epoch 1 it was the very first segment (nothing was ever
-    // truncated) and the durable log is empty; above 1, records before it were
-    // truncated and the LSN base is lost.
-    return empty(minEpoch === 1 ? null : minEpoch);
+  if (base) {
+    const at = sorted.find((s) => s.epoch === base.startEpoch);
+    if (!at) return result([], 'missing');
+    if (!at.meta || (at.meta.flags & FLAG_VOID) !== 0) return result([], 'unreadable');
+    if (at.meta.firstLsn !== base.firstLsn) return result([], 'mismatch');
+    start = at.meta;
   }
+  if (!start) return result([]);
   const chain: SegmentMeta[] = [start];
   let tip = tipOf(start);
   for (;;) {
@@ -127,66 +166,49 @@ export function analyzeLog(slots: readonly Slot[]): LogAnalysis {
     chain.push(next);
     tip = tipOf(next);
   }
-  const members = new Set(chain.map((m) => m.epoch));
-  return {
-    chain,
-    voids: sorted.filter((s) => !members.has(s.epoch)).map((s) => s.epoch),
-    tip,
-    firstLsn: start.firstLsn,
-    maxDurableLsn: tip.nextLsn - 1,
-    maxEpoch,
-    corruptFront: null,
-  };
+  return result(chain);
 }
 
-/** The smallest epoch above `after` that is not in `occupied`. */
-export function nextFreeEpoch(after: number, occupied: ReadonlySet<number>): number {
-  let e = after + 1;
+/** The smallest epoch at or above `from` that is not in `occupied`. */
+export function firstFreeEpoch(from: number, occupied: ReadonlySet<number>): number {
+  let e = from;
   while (occupied.has(e)) e++;
   return e;
 }
 
-/**
- * Voids that a durable chain member skips (prevEpoch < void < epoch). Only
- * these may be deleted: a void above the tip may still be what keeps a
- * skipping writer's next epoch from being taken by someone else.
- */
-export function supersededVoids(chain: readonly SegmentMeta[], voids: readonly number[]): number[] {
-  // Consecutive members' spans (prevEpoch, epoch) tile the range from the
-  // first member's prevEpoch to the tip, so one range test suffices.
-  const first = chain[0];
-  const last = chain[chain.length - 1];
-  if (!first || !last) return [];
-  const members = new Set(chain.map((m) => m.epoch));
-  return voids.filter((v) => first.prevEpoch < v && v < last.epoch && !members.has(v));
-}
-
 export interface TruncationPlan {
-  /** Epochs to delete, in this order: superseded voids, then chain members oldest first. */
+  /** The base to write first (null: the start does not move). */
+  readonly base: LogBase | null;
+  /** Then delete these epochs (ascending): everything below the start that is not a guard. */
   readonly deletions: number[];
-  /** Chain members deleted (a prefix of the chain). */
+  /** Chain members that fall below the start (a prefix of the chain). */
   readonly chainDeleted: number;
   /** Lowest LSN still held afterwards. */
   readonly firstLsn: number;
 }
 
 /**
- * What `truncateThrough(throughLsn)` deletes: the longest chain prefix whose
- * records are all <= throughLsn, never the last member (it carries the epoch
- * and LSN the next writer continues from); plus, first, every superseded
- * void below the first retained member.
+ * What `truncateThrough(throughLsn)` does: the longest chain prefix whose
+ * records are all <= throughLsn falls below the new start, never the last
+ * member (it carries the epoch and LSN the next writer continues from). The
+ * base moves to the first kept member; then every present epoch below it
+ * (those members, voids, dead leftovers) is deleted except guards.
  */
-export function planTruncation(chain: readonly SegmentMeta[], voids: readonly number[], throughLsn: number): TruncationPlan {
+export function planTruncation(
+  chain: readonly SegmentMeta[],
+  voids: readonly number[],
+  guards: ReadonlySet<number>,
+  throughLsn: number,
+): TruncationPlan {
   let k = 0;
   while (k < chain.length - 1 && lastLsnOf(chain[k]!) <= throughLsn) k++;
-  const retained = chain[k];
-  if (!retained) return { deletions: [], chainDeleted: 0, firstLsn: 1 };
-  const dead = supersededVoids(chain, voids)
-    .filter((v) => v < retained.epoch)
-    .sort((a, b) => a - b);
+  const start = chain[k];
+  if (!start) return { base: null, deletions: [], chainDeleted: 0, firstLsn: 1 };
+  const below = [...chain.slice(0, k).map((m) => m.epoch), ...voids.filter((v) => v < start.epoch)];
   return {
-    deletions: [...dead, ...chain.slice(0, k).map((m) => m.epoch)],
+    base: k > 0 ? { startEpoch: start.epoch, firstLsn: start.firstLsn } : null,
+    deletions: [...new Set(below)].filter((e) => !guards.has(e)).sort((a, b) => a - b),
     chainDeleted: k,
-    firstLsn: retained.firstLsn,
+    firstLsn: start.firstLsn,
   };
 }

@@ -1,12 +1,13 @@
 /**
  * Reading the log: recovery scans and replay. Never writes.
  *
- * `scanLog` lists the prefix once, reads every segment (bounded concurrency),
- * verifies every checksum and hands the headers to the pure chain analysis
- * (chain.ts). A segment that vanishes between the listing and its read was
- * deleted by a concurrent truncation: the scan starts over. A segment written
- * by a newer format version stops the scan with UNSUPPORTED_VERSION rather
- * than being mistaken for damage (which a writer would then supersede).
+ * `scanLog` reads the base (base.ts), lists the prefix once, reads every
+ * segment (bounded concurrency), verifies every checksum and hands the
+ * headers to the pure chain analysis (chain.ts). A segment that vanishes
+ * between the listing and its read was deleted by a concurrent truncation:
+ * the scan starts over (so does a base naming a start the listing lacks).
+ * A segment written by a newer format version stops the scan with
+ * UNSUPPORTED_VERSION rather than being mistaken for damage.
  *
  * `readLog` is the read-only entry point for any number of readers and
  * replicas: it claims nothing and reports the durable prefix
@@ -19,6 +20,8 @@ import { FloeError, isFloeError } from '../errors.js';
 import { validatePrefix } from '../store/keys.js';
 import { listAll } from '../store/list.js';
 import type { ObjectStore } from '../store/types.js';
+import type { LogBase } from './base.js';
+import { readBase } from './base.js';
 import type { LogAnalysis, Slot } from './chain.js';
 import { analyzeLog } from './chain.js';
 import type { SegmentMeta } from './segment.js';
@@ -50,6 +53,7 @@ export function checkLsn(name: string, lsn: unknown, min: number): number {
 }
 
 export interface ScanResult {
+  readonly base: LogBase | null;
   readonly slots: Slot[];
   readonly analysis: LogAnalysis;
   /** Verified bodies of segments with records, kept within WARM_BYTES. */
@@ -105,8 +109,15 @@ const MAX_SCANS = 8;
 export async function scanLog(store: ObjectStore, prefix: string, concurrency: number, warmFromLsn = 1): Promise<ScanResult> {
   for (let attempt = 1; ; attempt++) {
     const scan = await scanOnce(store, prefix, concurrency, warmFromLsn);
-    if (scan) return scan;
+    if (scan && scan.analysis.baseProblem === null) return scan;
     if (attempt >= MAX_SCANS) {
+      if (scan && scan.base) {
+        throw new FloeError(
+          'CORRUPT',
+          `the log base names epoch ${scan.base.startEpoch} as the start, but no such segment exists; restore it or rebuild the log from the last checkpoint`,
+          { key: segmentKey(prefix, scan.base.startEpoch), backend: store.location },
+        );
+      }
       throw new FloeError('STORAGE_UNAVAILABLE', `log segments kept disappearing during ${MAX_SCANS} recovery scans; retry later`, {
         key: prefix,
         backend: store.location,
@@ -116,6 +127,9 @@ export async function scanLog(store: ObjectStore, prefix: string, concurrency: n
 }
 
 async function scanOnce(store: ObjectStore, prefix: string, concurrency: number, warmFromLsn: number): Promise<ScanResult | null> {
+  // The base first: a truncation moves it before deleting, so a listing taken
+  // after it never lacks the start it names (unless truncated again: rescan).
+  const base = await readBase(store, prefix);
   const epochs: number[] = [];
   for await (const key of listAll(store, prefix)) {
     const epoch = parseSegmentKey(prefix, key);
@@ -149,18 +163,19 @@ async function scanOnce(store: ObjectStore, prefix: string, concurrency: number,
   });
   if (vanished) return null;
   const slots = [...found.values()].sort((a, b) => a.epoch - b.epoch);
-  const analysis = analyzeLog(slots);
-  if (analysis.corruptFront !== null) {
-    const key = segmentKey(prefix, analysis.corruptFront);
+  const analysis = analyzeLog(slots, base);
+  if (analysis.baseProblem === 'missing') return { base, slots, analysis, warm: new Map(), problems };
+  if (analysis.baseProblem !== null && base) {
+    const key = segmentKey(prefix, base.startEpoch);
     throw new FloeError(
       'CORRUPT',
-      `the oldest log segment is unreadable (${problems.get(analysis.corruptFront) ?? 'no valid header'}), so the LSN the log starts at is unknown; restore this object or rebuild the log from the last checkpoint`,
+      `the segment the log starts at (epoch ${base.startEpoch}, LSN ${base.firstLsn}) is ${analysis.baseProblem === 'mismatch' ? 'not the one the base names' : `unreadable (${problems.get(base.startEpoch) ?? 'a void marker'})`}; restore this object or rebuild the log from the last checkpoint`,
       { key, backend: store.location },
     );
   }
   const members = new Set(analysis.chain.map((m) => m.epoch));
   for (const e of bodies.keys()) if (!members.has(e)) bodies.delete(e);
-  return { slots, analysis, warm: bodies, problems };
+  return { base, slots, analysis, warm: bodies, problems };
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };

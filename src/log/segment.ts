@@ -11,8 +11,9 @@
  *   offset size  field
  *        0    4  magic "FLOG"
  *        4    2  format version (1)
- *        6    2  flags (bit 0: fence, written when a writer takes over;
- *                bit 1: void marker, written to block a failed group's epoch)
+ *        6    2  flags (bit 0: FENCE, written when a writer takes over;
+ *                bit 1: VOID, an empty placeholder that only occupies its
+ *                epoch and is never part of the chain)
  *        8    8  writer generation (>= 1)
  *       16    8  epoch (>= 1; equals the epoch in the object's key)
  *       24    8  previous epoch: the chain member this segment continues

@@ -2,30 +2,39 @@
  * The log writer: group commit, fencing and failure repair over any
  * ObjectStore.
  *
- * Protocol (chain.ts defines the chain; segment.ts the bytes):
+ * Protocol (chain.ts defines the chain and its start; segment.ts the bytes;
+ * base.ts the start after truncation):
  *
  * 1. Claim. Opening for write claims the next writer generation g
  *    (claim.ts: a create-only object per generation).
- * 2. Recover. List the segments once, read and verify all of them, and
- *    compute the durable chain and its tip (epoch t, next LSN n).
+ * 2. Recover. Read the base, list the segments once, read and verify all of
+ *    them, and compute the durable chain and its tip (epoch t, next LSN n).
  * 3. Fence. Write an empty FENCE segment {g, prev t, firstLsn n} with
- *    putIfAbsent at the smallest epoch above t that the listing did not show
- *    occupied. If that epoch got taken meanwhile: a segment continuing t from
- *    an older writer (its records may have been acknowledged) joins the
- *    chain and we retry above it; a newer generation means we are already
- *    fenced; anything else (torn, corrupt, unrelated) is skipped as void.
- *    Because an older writer can only acknowledge records by extending the
- *    chain through that same epoch, once the fence is durable no older
- *    writer can acknowledge anything more: its next putIfAbsent collides, it
- *    reads the colliding segment, sees a newer generation and fails FENCED.
- *    The fence's prevEpoch skips (voids) any torn or orphaned segments
- *    between t and the fence; they are deleted only after the fence is
- *    durable. Then old claims are pruned.
+ *    putIfAbsent at the smallest epoch f above t that the listing did not
+ *    show occupied. Any older writer can only acknowledge more records by
+ *    winning epoch f (it never skips a free epoch, see 4), so once the fence
+ *    is durable it cannot: its write at f collides, it reads the segment
+ *    there, sees a newer generation and fails FENCED. If f was taken
+ *    meanwhile by a segment continuing the chain (an older writer still
+ *    appending, whose records may have been acknowledged), that segment
+ *    joins the chain; since such a writer would win every later race too,
+ *    we then write empty VOID "block" segments with putIfAbsent, in
+ *    parallel, at every free epoch from t+1 to a window above the highest
+ *    epoch listed (the window grows 4x per round until we win one); each
+ *    epoch goes to exactly one of us, the older writer stops at the first
+ *    one we won, we read what it won below, and the fence goes above the
+ *    window. A newer generation anywhere means we lost: FENCED. Nothing is
+ *    deleted at open: the fence's prevEpoch skips (voids) the torn, orphaned
+ *    or blocked segments between t and f, and the objects in (t, f] are
+ *    guards, kept so that an older writer however late still collides
+ *    there (chain.ts). Old claims are pruned.
  * 4. Group commit. `append` queues the record. Whenever fewer than
  *    `maxInFlight` segment writes are in flight, the queued records (up to
- *    `maxGroupRecords`/`maxGroupBytes`) are sealed into one segment at the
- *    next free epoch, continuing the speculative tip, and written with one
- *    putIfAbsent. An idle log therefore writes a lone record at once, and
+ *    `maxGroupRecords`/`maxGroupBytes`) are sealed into one segment and
+ *    written with one putIfAbsent at the next epoch: above every epoch this
+ *    writer ever tried (an epoch is never written twice, so a deleted one
+ *    is never reused), skipping only epochs known to hold an object (never
+ *    a free one). An idle log therefore writes a lone record at once, and
  *    records arriving during a write ride together in the next one. With
  *    `maxInFlight > 1`, `maxDelayMs` lets a partly filled group wait that
  *    long for company before taking a free slot while another write is in
@@ -35,30 +44,27 @@
  *    only when it and every earlier group are durable, so an acknowledged
  *    LSN always lies on the chain (a pipelined later segment is never
  *    acknowledged, nor replayed, while an earlier one is missing).
- * 6. Repair. When a write fails, sending stops, every write in flight
- *    settles, groups are taken in epoch order, and the durable ones that
- *    still continue the tip are acknowledged. For the first failed group G
- *    at epoch e:
- *    - putIfAbsent said ALREADY_EXISTS: read the object. A newer generation
- *      fences us (every waiter gets FENCED). Anything else means G is not
- *      there: the epoch is marked occupied and G's records are queued again.
- *    - any other error (the write may or may not have landed): write an
- *      empty VOID segment at e with putIfAbsent. If it lands, G can never
- *      land later and G's waiters get the error: nothing of G is, or ever
- *      becomes, durable. If it collides with G's own bytes, G is durable and
- *      is acknowledged after all. If the void write itself fails, the
- *      outcome is unknown: every waiter gets an error saying so, and the
- *      writer stops (CLOSED); the next open decides from what is stored.
- *    Later groups of the failed pipeline no longer continue the tip; their
- *    records go back to the head of the queue (renumbered, still in call
- *    order) and the epochs they occupy are skipped. Epochs are only ever
- *    skipped when occupied, and occupied epochs are deleted only once a
- *    durable chain member skips them, so no newer writer can fence in a gap
- *    behind this writer's back.
- * 7. Truncate. `truncateThrough(lsn)` deletes the superseded voids below the
- *    first kept chain member, then chain members wholly at or below lsn,
- *    oldest first, never the last one. Each delete is idempotent; a crash
- *    part-way leaves a suffix that recovery reads the same way.
+ * 6. Repair. When a write fails, sending stops and every write in flight
+ *    settles. Groups are then taken in epoch order; durable ones that still
+ *    continue the tip are acknowledged. Every failed write's epoch is
+ *    settled before the writer moves past it: if it failed with
+ *    ALREADY_EXISTS we read what is there; otherwise (its fate unknown) we
+ *    write a VOID marker there with putIfAbsent. Our own bytes there mean
+ *    the group is durable after all (acknowledged if it continues the tip);
+ *    a newer generation means FENCED (every waiter gets it); our marker
+ *    means the group can never land: its waiters get the error (outcome
+ *    'not-durable'); someone else's object means it did not land. If the
+ *    epoch cannot be settled (the marker write fails too), every waiter
+ *    gets an error with outcome 'unknown' and the writer stops (CLOSED);
+ *    the next open decides from what is stored. Records of groups that are
+ *    not at fault go back to the head of the queue (renumbered, in call
+ *    order) and are written above every epoch tried so far.
+ * 7. Truncate. `truncateThrough(lsn)` writes a new base (base.ts) naming
+ *    the first chain member holding an LSN above lsn (never past the last
+ *    member), then deletes everything below it except guards, then the older
+ *    bases. Each step is idempotent; a crash part-way leaves dead segments
+ *    below the base, ignored by readers and collected by the next
+ *    truncation.
  *
  * Durability: with `durability: 'full'` (default) `append` resolves only
  * after its segment is durable in the store. `'none'` resolves at once with
@@ -67,7 +73,7 @@
  * writer; later appends and `close()` report the failure.
  *
  * Failpoints: log.claim.before/after, log.segment.put.before/after (context
- * kind 'fence' | 'group' | 'void', epoch), log.void.delete.before/after,
+ * kind 'fence' | 'block' | 'group' | 'void', epoch), log.base.put.before/after,
  * log.truncate.delete.before/after.
  */
 import type { ErrorCode, FloeErrorOptions } from '../errors.js';
@@ -75,13 +81,15 @@ import { FloeError, asError, isFloeError } from '../errors.js';
 import type { FailpointHook } from '../store/failpoints.js';
 import { NO_FAILPOINTS } from '../store/failpoints.js';
 import type { ObjectStore } from '../store/types.js';
-import type { ChainTip, Slot } from './chain.js';
-import { analyzeLog, continues, nextFreeEpoch, planTruncation, supersededVoids, tipOf } from './chain.js';
+import type { ChainTip, LogAnalysis, Slot } from './chain.js';
+import { analyzeLog, continues, firstFreeEpoch, planTruncation, tipOf } from './chain.js';
+import type { LogBase } from './base.js';
+import { pruneBases, writeBase } from './base.js';
 import { claimGeneration, listClaims, pruneClaims } from './claim.js';
 import type { LogEntry } from './replay.js';
-import { DEFAULT_PREFIX, DEFAULT_READ_CONCURRENCY, checkCount, checkLsn, checkPrefix, replayChain, scanLog, unsupported } from './replay.js';
+import { DEFAULT_PREFIX, DEFAULT_READ_CONCURRENCY, checkCount, checkLsn, checkPrefix, forEachLimited, replayChain, scanLog, unsupported } from './replay.js';
 import type { SegmentMeta } from './segment.js';
-import { FLAG_FENCE, FLAG_VOID, decodeSegment, encodeSegment, lastLsnOf, segmentKey } from './segment.js';
+import { FLAG_FENCE, FLAG_VOID, decodeSegment, encodeSegment, lastLsnOf, parseSegmentKey, segmentKey } from './segment.js';
 
 export type Durability = 'full' | 'none';
 
@@ -133,7 +141,7 @@ const OPTION_NAMES = new Set([
   'readConcurrency',
   'now',
 ]);
-const MAX_FENCE_ATTEMPTS = 256;
+const MAX_FENCE_ATTEMPTS = 64;
 
 function invalid(message: string): FloeError {
   return new FloeError('INVALID_ARGUMENT', message, { backend: 'log' });
@@ -277,7 +285,7 @@ async function putSegment(
   key: string,
   meta: SegmentMeta,
   bytes: Uint8Array,
-  kind: 'fence' | 'group' | 'void',
+  kind: 'fence' | 'block' | 'group' | 'void',
 ): Promise<void> {
   const ctx = { key, epoch: meta.epoch, kind };
   await failpoints.hit('log.segment.put.before', ctx);
@@ -298,10 +306,14 @@ class GroupCommitLog implements LogWriter {
   #tip: ChainTip;
   /** Tip including sealed groups in flight. */
   #spec: ChainTip;
-  /** Epochs above the tip holding an object that is not ours to write over. */
+  /** Epochs at or above #nextEpoch known to hold an object: never written, skipped. */
   readonly #occupied: Set<number>;
-  /** Present non-chain epochs, deleted once superseded (at truncation). */
+  /** Next epoch to write: above every epoch this writer ever attempted. */
+  #nextEpoch: number;
+  /** Present non-chain epochs (void, dead, orphaned), deleted once below the base. */
   readonly #voids: Set<number>;
+  /** Present epochs never to delete (fence guards, chain.ts). */
+  readonly #guards: Set<number>;
   #pending: Entry[] = [];
   #head = 0;
   #pendingRecords = 0;
@@ -326,7 +338,9 @@ class GroupCommitLog implements LogWriter {
     generation: number,
     chain: SegmentMeta[],
     voids: Set<number>,
+    guards: Set<number>,
     occupied: Set<number>,
+    nextEpoch: number,
     warm: Map<number, Uint8Array>,
     fenceBytes: number,
   ) {
@@ -337,7 +351,9 @@ class GroupCommitLog implements LogWriter {
     this.#tip = tipOf(chain[chain.length - 1]!);
     this.#spec = this.#tip;
     this.#voids = voids;
+    this.#guards = guards;
     this.#occupied = occupied;
+    this.#nextEpoch = nextEpoch;
     this.#warm = warm;
     this.#bytesWritten = fenceBytes;
   }
@@ -474,7 +490,7 @@ class GroupCommitLog implements LogWriter {
 
   #seal(): Group {
     const cfg = this.#cfg;
-    const epoch = nextFreeEpoch(this.#spec.epoch, this.#occupied);
+    const epoch = this.#allocate();
     const entries: Entry[] = [];
     const records: Uint8Array[] = [];
     let bytes = 0;
@@ -515,6 +531,14 @@ class GroupCommitLog implements LogWriter {
     };
   }
 
+  /** The next epoch to write: never one attempted before, never one known taken. */
+  #allocate(): number {
+    const e = firstFreeEpoch(this.#nextEpoch, this.#occupied);
+    for (let x = this.#nextEpoch; x <= e; x++) this.#occupied.delete(x);
+    this.#nextEpoch = e + 1;
+    return e;
+  }
+
   #send(g: Group): void {
     this.#inflight.push(g);
     g.done = putSegment(this.#store, this.#cfg.failpoints, g.key, g.meta, g.bytes, 'group')
@@ -548,7 +572,6 @@ class GroupCommitLog implements LogWriter {
     this.#tip = tipOf(meta);
     this.#segmentsWritten++;
     this.#bytesWritten += bytes;
-    if (this.#occupied.size > 0) for (const e of this.#occupied) if (e <= meta.epoch) this.#occupied.delete(e);
   }
 
   #ack(g: Group): void {
@@ -589,22 +612,19 @@ class GroupCommitLog implements LogWriter {
         for (const e of g.entries) e.reject(this.#stopError);
         continue;
       }
-      if (!continues(this.#tip, g.meta)) {
-        // An earlier group did not make it: this one's chain link is broken.
-        if (g.state === 'ok') {
-          this.#occupied.add(g.meta.epoch);
-          this.#voids.add(g.meta.epoch);
-        }
-        requeue.push(...g.entries);
-        continue;
-      }
+      const next = continues(this.#tip, g.meta);
       if (g.state === 'ok') {
-        this.#ack(g);
+        if (next) this.#ack(g);
+        else {
+          // Durable, but behind a group that did not make it: an orphan.
+          this.#voids.add(g.meta.epoch);
+          requeue.push(...g.entries);
+        }
         continue;
       }
-      let verdict: 'landed' | 'blocked' | 'requeue';
+      let fate: 'landed' | 'blocked' | 'other';
       try {
-        verdict = await this.#settleFailed(g);
+        fate = await this.#settle(g);
       } catch (err) {
         const stop =
           err instanceof LogAppendError
@@ -619,9 +639,12 @@ class GroupCommitLog implements LogWriter {
         for (const e of g.entries) e.reject(this.#stopError);
         continue;
       }
-      if (verdict === 'landed') this.#ack(g);
-      else if (verdict === 'requeue') requeue.push(...g.entries);
-      else {
+      if (fate === 'landed' && next) {
+        this.#ack(g);
+        continue;
+      }
+      this.#voids.add(g.meta.epoch);
+      if (fate === 'blocked' && next) {
         dropped = true;
         const err = new LogAppendError(
           codeOf(g.error),
@@ -631,6 +654,10 @@ class GroupCommitLog implements LogWriter {
         );
         for (const e of g.entries) e.reject(err);
         if (this.#cfg.durability === 'none') this.#lostError = err;
+      } else {
+        // Its epoch holds someone else's object, or it sits behind a failed
+        // group: its records were never at fault; write them again.
+        requeue.push(...g.entries);
       }
     }
     this.#spec = this.#tip;
@@ -663,7 +690,7 @@ class GroupCommitLog implements LogWriter {
     try {
       bytes = (await this.#store.get(key)).bytes;
     } catch (err) {
-      // Present a moment ago, gone now: someone deleted a void there.
+      // Present a moment ago, gone now.
       if (isFloeError(err, 'NOT_FOUND')) return 'missing';
       throw err;
     }
@@ -681,56 +708,41 @@ class GroupCommitLog implements LogWriter {
   }
 
   /**
-   * Decide the fate of failed group `g`, which continues the durable tip:
-   * 'landed' (durable after all), 'blocked' (a void marker now holds its
-   * epoch; its records are definitively not durable) or 'requeue' (its epoch
-   * holds something else; retry its records elsewhere). Throws FENCED, or an
-   * error when the outcome cannot be known.
+   * Settle the epoch of failed group `g` so that it holds something final
+   * before the writer moves past it (it never writes that epoch again and
+   * never leaves a free epoch behind): 'landed' (g's own bytes are there),
+   * 'blocked' (our VOID marker is there now: g can never land) or 'other'
+   * (someone else's object is there: g did not land). Throws FENCED, or an
+   * error when the epoch's content cannot be settled.
    */
-  async #settleFailed(g: Group): Promise<'landed' | 'blocked' | 'requeue'> {
+  async #settle(g: Group): Promise<'landed' | 'blocked' | 'other'> {
     const epoch = g.meta.epoch;
-    if (isFloeError(g.error, 'ALREADY_EXISTS')) {
-      const seen = await this.#sighting(epoch, g.bytes);
-      if (seen === 'mine') return 'landed';
-      if (seen === 'newer') throw this.#fenced(epoch);
-      if (seen === 'other') {
-        this.#occupied.add(epoch);
-        this.#voids.add(epoch);
-      }
-      return 'requeue';
-    }
-    const meta: SegmentMeta = {
-      generation: this.generation,
-      epoch,
-      prevEpoch: this.#tip.epoch,
-      firstLsn: this.#tip.nextLsn,
-      recordCount: 0,
-      flags: FLAG_VOID,
-    };
+    const meta: SegmentMeta = { generation: this.generation, epoch, prevEpoch: epoch - 1, firstLsn: 1, recordCount: 0, flags: FLAG_VOID };
     const marker = encodeSegment(meta, []);
+    let block = !isFloeError(g.error, 'ALREADY_EXISTS');
     for (let attempt = 0; attempt < 4; attempt++) {
-      try {
-        await putSegment(this.#store, this.#cfg.failpoints, g.key, meta, marker, 'void');
-        this.#ackMeta(meta, marker.length);
-        return 'blocked';
-      } catch (err) {
-        if (!isFloeError(err, 'ALREADY_EXISTS')) {
-          throw new LogAppendError(
-            codeOf(g.error),
-            `log segment write for epoch ${epoch} (LSN ${g.meta.firstLsn}..${lastLsnOf(g.meta)}) failed and its outcome is unknown: the records may or may not be durable; the writer stopped, reopen the log to find out`,
-            'unknown',
-            { key: g.key, backend: this.#store.location, cause: new AggregateError([g.error, err], 'write failed, then blocking its epoch failed') },
-          );
+      if (block) {
+        try {
+          await putSegment(this.#store, this.#cfg.failpoints, g.key, meta, marker, 'void');
+          this.#segmentsWritten++;
+          this.#bytesWritten += marker.length;
+          return 'blocked';
+        } catch (err) {
+          if (!isFloeError(err, 'ALREADY_EXISTS')) {
+            throw new LogAppendError(
+              codeOf(g.error),
+              `log segment write for epoch ${epoch} (LSN ${g.meta.firstLsn}..${lastLsnOf(g.meta)}) failed and its outcome is unknown: the records may or may not be durable; the writer stopped, reopen the log to find out`,
+              'unknown',
+              { key: g.key, backend: this.#store.location, cause: new AggregateError([g.error, err], 'write failed, then blocking its epoch failed') },
+            );
+          }
         }
       }
       const seen = await this.#sighting(epoch, g.bytes);
       if (seen === 'mine') return 'landed';
       if (seen === 'newer') throw this.#fenced(epoch);
-      if (seen === 'other') {
-        this.#occupied.add(epoch);
-        this.#voids.add(epoch);
-        return 'requeue';
-      }
+      if (seen === 'other') return 'other';
+      block = true; // it vanished: occupy it ourselves
     }
     throw new LogAppendError('STORAGE_UNAVAILABLE', `epoch ${epoch} keeps appearing and vanishing; the writer stopped`, 'unknown', {
       key: g.key,
@@ -792,19 +804,25 @@ class GroupCommitLog implements LogWriter {
 
   async #truncate(lsn: number): Promise<void> {
     const { prefix, failpoints } = this.#cfg;
-    const plan = planTruncation(this.#chain.slice(this.#chainHead), [...this.#voids], lsn);
+    const chain = this.#chain.slice(this.#chainHead);
+    const plan = planTruncation(chain, [...this.#voids], this.#guards, lsn);
+    if (plan.base) {
+      await writeBase(this.#store, prefix, plan.base, failpoints);
+      // Below the base now: dead, whether or not the deletes get done.
+      for (const m of chain.slice(0, plan.chainDeleted)) {
+        this.#voids.add(m.epoch);
+        this.#warm.delete(m.epoch);
+      }
+      this.#chainHead += plan.chainDeleted;
+    }
     for (const epoch of plan.deletions) {
       const key = segmentKey(prefix, epoch);
       await failpoints.hit('log.truncate.delete.before', { key, epoch });
       await this.#store.delete(key);
       await failpoints.hit('log.truncate.delete.after', { key, epoch });
-      this.#warm.delete(epoch);
-      if (this.#voids.delete(epoch)) continue;
-      if (this.#chain[this.#chainHead]?.epoch !== epoch) {
-        throw new FloeError('INVARIANT_VIOLATION', `truncation deleted epoch ${epoch}, which is not the oldest chain member`, { key, backend: this.#store.location });
-      }
-      this.#chainHead++;
+      this.#voids.delete(epoch);
     }
+    if (plan.base) await pruneBases(this.#store, prefix, plan.base.startEpoch);
     if (this.#chainHead > 1024 && this.#chainHead * 2 > this.#chain.length) {
       this.#chain = this.#chain.slice(this.#chainHead);
       this.#chainHead = 0;
@@ -852,16 +870,143 @@ class GroupCommitLog implements LogWriter {
   }
 }
 
+interface FenceState {
+  readonly base: LogBase | null;
+  slots: Map<number, Slot>;
+  analysis: LogAnalysis;
+  occupied: Set<number>;
+}
+
+const FIRST_BLOCK_WINDOW = 8;
+const BLOCKS_IN_FLIGHT = 64;
+
+/** Segment epochs listed above `after`, ascending. */
+async function listEpochsAfter(store: ObjectStore, prefix: string, after: number): Promise<number[]> {
+  const out: number[] = [];
+  let startAfter = segmentKey(prefix, after);
+  for (;;) {
+    const page = await store.list(prefix, { startAfter });
+    for (const key of page.keys) {
+      const e = parseSegmentKey(prefix, key);
+      if (e !== null) out.push(e);
+    }
+    const last = page.keys[page.keys.length - 1];
+    if (!page.more || last === undefined) return out;
+    startAfter = last;
+  }
+}
+const MAX_BLOCK_WINDOW = 4096;
+
 /**
- * Open the log for writing: claim a generation, recover, fence, clean up
- * what the fence superseded. Resolves once this process is the log's writer.
+ * Read what took `epoch` after our listing: null if it vanished again.
+ * FENCED when a writer of our generation or newer wrote it.
+ */
+async function readTaken(store: ObjectStore, prefix: string, epoch: number, generation: number): Promise<Slot | null> {
+  const key = segmentKey(prefix, epoch);
+  let got: Uint8Array;
+  try {
+    got = (await store.get(key)).bytes;
+  } catch (err) {
+    if (isFloeError(err, 'NOT_FOUND')) return null;
+    throw err;
+  }
+  const d = decodeSegment(got, epoch);
+  if (!d.ok && d.unsupported) throw unsupported(store, key, d.problem);
+  if (d.ok && d.meta.generation >= generation) {
+    throw new FloeError('FENCED', `a newer log writer (generation ${d.meta.generation}) took over while generation ${generation} was opening`, {
+      key,
+      backend: store.location,
+    });
+  }
+  return { epoch, meta: d.ok ? d.meta : null };
+}
+
+/**
+ * Make the fence segment durable (step 3 of the protocol). Normally one
+ * putIfAbsent at the first free epoch above the tip. If that epoch was
+ * taken by a segment continuing the chain, an older writer is still
+ * appending and would keep winning that race; then we block a window of
+ * free epochs ahead of everything seen, in parallel, with empty VOID
+ * segments (never chain members). The older writer can acknowledge nothing
+ * at or beyond the first epoch we win (its write there collides with our
+ * newer generation); we read what it won below that, and fence above the
+ * window, so the fence's guard range covers the epoch that stops it. The
+ * window grows until we win an epoch.
+ */
+async function placeFence(store: ObjectStore, cfg: Config, generation: number, st: FenceState): Promise<{ fence: SegmentMeta; fenceBytes: number }> {
+  const { prefix, failpoints } = cfg;
+  const note = (slot: Slot): void => {
+    st.slots.set(slot.epoch, slot);
+    st.occupied.add(slot.epoch);
+  };
+  let window = 0;
+  for (let round = 0; round < MAX_FENCE_ATTEMPTS; round++) {
+    const tip = st.analysis.tip;
+    if (window === 0) {
+      const epoch = firstFreeEpoch(tip.epoch + 1, st.occupied);
+      const meta: SegmentMeta = { generation, epoch, prevEpoch: tip.epoch, firstLsn: tip.nextLsn, recordCount: 0, flags: FLAG_FENCE };
+      const bytes = encodeSegment(meta, []);
+      try {
+        await putSegment(store, failpoints, segmentKey(prefix, epoch), meta, bytes, 'fence');
+        return { fence: meta, fenceBytes: bytes.length };
+      } catch (err) {
+        if (!isFloeError(err, 'ALREADY_EXISTS')) throw err;
+      }
+      // Taken after our listing: by an older writer's segment (maybe
+      // acknowledged: it joins the chain), by debris (void), or by a newer
+      // writer (we lost).
+      const slot = await readTaken(store, prefix, epoch, generation);
+      if (!slot) continue; // gone again: try the same epoch once more
+      note(slot);
+      st.analysis = analyzeLog([...st.slots.values()], st.base);
+      if (st.analysis.tip.epoch !== tip.epoch) window = FIRST_BLOCK_WINDOW; // an older writer is live
+      continue;
+    }
+    // Where is the older writer now? One listing of what is new, so the
+    // window starts just above its current position.
+    const fresh = (await listEpochsAfter(store, prefix, st.analysis.maxEpoch)).filter((e) => !st.occupied.has(e));
+    const hi = fresh.reduce((m, e) => Math.max(m, e), st.analysis.maxEpoch) + window;
+    const seen = new Set(fresh);
+    const targets: number[] = [];
+    for (let e = tip.epoch + 1; e <= hi; e++) if (!st.occupied.has(e) && !seen.has(e)) targets.push(e);
+    // Blocks first, all at once (the race is now); then read what the older
+    // writer won.
+    let won = false;
+    const lost: number[] = [];
+    await forEachLimited(targets, BLOCKS_IN_FLIGHT, async (epoch) => {
+      const meta: SegmentMeta = { generation, epoch, prevEpoch: epoch - 1, firstLsn: 1, recordCount: 0, flags: FLAG_VOID };
+      try {
+        await putSegment(store, failpoints, segmentKey(prefix, epoch), meta, encodeSegment(meta, []), 'block');
+        note({ epoch, meta });
+        won = true;
+      } catch (err) {
+        if (!isFloeError(err, 'ALREADY_EXISTS')) throw err;
+        lost.push(epoch);
+      }
+    });
+    await forEachLimited([...fresh, ...lost], cfg.readConcurrency, async (epoch) => {
+      const slot = await readTaken(store, prefix, epoch, generation);
+      if (slot) note(slot);
+    });
+    st.analysis = analyzeLog([...st.slots.values()], st.base);
+    window = won ? 0 : Math.min(window * 4, MAX_BLOCK_WINDOW);
+  }
+  throw new FloeError('CAS_CONFLICT', `could not place a fence segment after ${MAX_FENCE_ATTEMPTS} rounds; other writers keep writing`, {
+    key: prefix,
+    backend: store.location,
+  });
+}
+
+/**
+ * Open the log for writing: claim a generation, recover, fence. Resolves
+ * once this process is the log's writer.
  */
 export async function openLogWriter(store: ObjectStore, options: LogWriterOptions = {}): Promise<LogWriter> {
   const cfg = normalizeOptions(options);
   const { prefix, failpoints } = cfg;
   let generation = await claimGeneration(store, prefix, { failpoints, now: cfg.now });
   const scan = await scanLog(store, prefix, cfg.readConcurrency);
-  let slots: Slot[] = scan.slots;
+  const slots: Slot[] = scan.slots;
   const newest = Math.max(0, ...slots.map((s) => s.meta?.generation ?? 0));
   if (newest >= generation) {
     const claims = await listClaims(store, prefix);
@@ -875,65 +1020,24 @@ export async function openLogWriter(store: ObjectStore, options: LogWriterOption
     // removed by hand): claim above them so fencing still holds.
     generation = await claimGeneration(store, prefix, { failpoints, now: cfg.now, atLeast: newest + 1 });
   }
-  let analysis = scan.analysis;
-  const occupied = new Set(slots.map((s) => s.epoch));
-  let fence: SegmentMeta | null = null;
-  let fenceBytes = 0;
-  for (let attempt = 0; attempt < MAX_FENCE_ATTEMPTS && !fence; attempt++) {
-    const tip = analysis.tip;
-    const epoch = nextFreeEpoch(tip.epoch, occupied);
-    const meta: SegmentMeta = { generation, epoch, prevEpoch: tip.epoch, firstLsn: tip.nextLsn, recordCount: 0, flags: FLAG_FENCE };
-    const key = segmentKey(prefix, epoch);
-    const bytes = encodeSegment(meta, []);
-    try {
-      await putSegment(store, failpoints, key, meta, bytes, 'fence');
-      fence = meta;
-      fenceBytes = bytes.length;
-      continue;
-    } catch (err) {
-      if (!isFloeError(err, 'ALREADY_EXISTS')) throw err;
-    }
-    // The epoch was taken after our listing: by an older writer's segment
-    // still in flight (maybe acknowledged: it joins the chain), by a newer
-    // writer (we lost), or by debris (skipped as void).
-    let got: Uint8Array;
-    try {
-      got = (await store.get(key)).bytes;
-    } catch (err) {
-      if (isFloeError(err, 'NOT_FOUND')) continue; // gone again: try the same epoch once more
-      throw err;
-    }
-    const d = decodeSegment(got, epoch);
-    if (!d.ok && d.unsupported) throw unsupported(store, key, d.problem);
-    if (d.ok && d.meta.generation >= generation) {
-      throw new FloeError('FENCED', `a newer log writer (generation ${d.meta.generation}) took over while generation ${generation} was opening`, {
-        key,
-        backend: store.location,
-      });
-    }
-    occupied.add(epoch);
-    slots = [...slots.filter((s) => s.epoch !== epoch), { epoch, meta: d.ok ? d.meta : null }];
-    analysis = analyzeLog(slots);
-  }
-  if (!fence) {
-    throw new FloeError('CAS_CONFLICT', `could not place a fence segment after ${MAX_FENCE_ATTEMPTS} attempts; other writers keep writing`, {
-      key: prefix,
-      backend: store.location,
-    });
-  }
-  const chain = [...analysis.chain, fence];
-  const voids = new Set(analysis.voids);
-  // The fence is durable: what it skips can go now, never before.
-  for (const epoch of supersededVoids(chain, analysis.voids)) {
-    const key = segmentKey(prefix, epoch);
-    await failpoints.hit('log.void.delete.before', { key, epoch });
-    await store.delete(key);
-    await failpoints.hit('log.void.delete.after', { key, epoch });
-    voids.delete(epoch);
+  const st: FenceState = {
+    base: scan.base,
+    slots: new Map(slots.map((s) => [s.epoch, s])),
+    analysis: scan.analysis,
+    occupied: new Set(slots.map((s) => s.epoch)),
+  };
+  const { fence, fenceBytes } = await placeFence(store, cfg, generation, st);
+  // Nothing is deleted here: skipped epochs stay occupied (an older writer
+  // still running must collide in them), and dead ones go at truncation.
+  st.slots.set(fence.epoch, { epoch: fence.epoch, meta: fence });
+  const analysis = analyzeLog([...st.slots.values()], st.base);
+  const last = analysis.chain[analysis.chain.length - 1];
+  if (last?.epoch !== fence.epoch) {
+    throw new FloeError('INVARIANT_VIOLATION', `the fence at epoch ${fence.epoch} does not end the chain it continues`, { key: prefix, backend: store.location });
   }
   await pruneClaims(store, prefix, generation);
-  const above = new Set([...occupied].filter((e) => e > fence.epoch));
-  const members = new Set(chain.map((m) => m.epoch));
+  const above = new Set([...st.occupied].filter((e) => e > fence.epoch));
+  const members = new Set(analysis.chain.map((m) => m.epoch));
   const warm = new Map([...scan.warm].filter(([e]) => members.has(e)));
-  return new GroupCommitLog(store, cfg, generation, chain, voids, above, warm, fenceBytes);
+  return new GroupCommitLog(store, cfg, generation, [...analysis.chain], new Set(analysis.voids), analysis.guards, above, fence.epoch + 1, warm, fenceBytes);
 }

@@ -4,13 +4,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Slot } from '../../src/log/chain.js';
-import { EMPTY_TIP, analyzeLog, continues, nextFreeEpoch, planTruncation, supersededVoids } from '../../src/log/chain.js';
+import { EMPTY_TIP, GUARD_GENERATIONS, analyzeLog, continues, firstFreeEpoch, guardEpochs, planTruncation } from '../../src/log/chain.js';
+import { FLAG_FENCE, FLAG_VOID } from '../../src/log/segment.js';
 import type { SegmentMeta } from '../../src/log/segment.js';
 
 /** A readable segment. */
-const seg = (epoch: number, prevEpoch: number, firstLsn: number, recordCount: number, generation = 1): Slot => ({
+const seg = (epoch: number, prevEpoch: number, firstLsn: number, recordCount: number, generation = 1, flags = 0): Slot => ({
   epoch,
-  meta: { epoch, prevEpoch, firstLsn, recordCount, generation, flags: 0 },
+  meta: { epoch, prevEpoch, firstLsn, recordCount, generation, flags },
 });
 /** An unreadable (torn, corrupt) segment. */
 const bad = (epoch: number): Slot => ({ epoch, meta: null });
@@ -31,7 +32,7 @@ void describe('analyzeLog', () => {
     assert.deepEqual(a.tip, EMPTY_TIP);
     assert.equal(a.maxDurableLsn, 0);
     assert.equal(a.firstLsn, 1);
-    assert.equal(a.corruptFront, null);
+    assert.equal(a.baseProblem, null);
   });
 
   void it('follows a straight chain, whatever the listing order', () => {
@@ -69,27 +70,47 @@ void describe('analyzeLog', () => {
     assert.deepEqual(a.voids, [1]);
   });
 
-  void it('fails closed when the oldest segment of a truncated log is unreadable', () => {
-    const a = analyzeLog([bad(5), ...straight(3, 2, 6, 11)]);
-    assert.equal(a.corruptFront, 5);
-    assert.deepEqual(a.chain, []);
-  });
-
-  void it('starts a truncated log at its oldest surviving member', () => {
-    const a = analyzeLog(straight(4, 5, 10, 101));
+  void it('with a base, starts exactly there and ignores everything below it', () => {
+    const slots = [seg(3, 2, 1, 1, 9), bad(4), ...straight(4, 5, 10, 101)];
+    const a = analyzeLog(slots, { startEpoch: 10, firstLsn: 101 });
     assert.deepEqual(epochs(a.chain), [10, 11, 12, 13]);
     assert.equal(a.firstLsn, 101);
     assert.equal(a.maxDurableLsn, 120);
+    assert.deepEqual(a.voids, [3, 4], 'dead segments below the base are reported for collection');
+    // A late write below the base (an old writer waking up) changes nothing.
+    const late = analyzeLog([...slots, seg(9, 8, 1, 50, 99)], { startEpoch: 10, firstLsn: 101 });
+    assert.deepEqual(epochs(late.chain), [10, 11, 12, 13]);
+  });
+
+  void it('fails closed when the base names an unreadable or different segment, and asks for a rescan when it is missing', () => {
+    const rest = straight(3, 2, 6, 11);
+    assert.equal(analyzeLog([bad(5), ...rest], { startEpoch: 5, firstLsn: 9 }).baseProblem, 'unreadable');
+    assert.equal(analyzeLog([seg(5, 4, 9, 2), ...rest], { startEpoch: 5, firstLsn: 8 }).baseProblem, 'mismatch');
+    assert.equal(analyzeLog([seg(5, 4, 9, 2, 1, FLAG_VOID), ...rest], { startEpoch: 5, firstLsn: 9 }).baseProblem, 'unreadable');
+    assert.equal(analyzeLog(rest, { startEpoch: 5, firstLsn: 9 }).baseProblem, 'missing');
+    const ok = analyzeLog([seg(5, 4, 9, 2), ...rest], { startEpoch: 5, firstLsn: 9 });
+    assert.equal(ok.baseProblem, null);
+    assert.deepEqual(epochs(ok.chain), [5, 6, 7, 8]);
+  });
+
+  void it('VOID segments occupy their epoch but never join the chain', () => {
+    // A void that would otherwise continue the chain perfectly.
+    const a = analyzeLog([...straight(2), seg(3, 2, 5, 0, 1, FLAG_VOID), seg(4, 3, 5, 1)]);
+    assert.deepEqual(epochs(a.chain), [1, 2]);
+    assert.deepEqual(a.voids, [3, 4]);
+    const b = analyzeLog([...straight(2), seg(3, 2, 5, 0, 1, FLAG_VOID), seg(4, 2, 5, 1)]);
+    assert.deepEqual(epochs(b.chain), [1, 2, 4], 'a segment skipping the void continues');
+    assert.equal(analyzeLog([seg(1, 0, 1, 0, 1, FLAG_VOID)]).chain.length, 0, 'a void is no genesis');
   });
 
   void it('a fence that skips epochs voids them, and replay honours it', () => {
     // 1..3 durable, 4 torn, 5 an orphan behind it, 6 the new writer's fence.
-    const slots = [...straight(3), bad(4), seg(5, 4, 7, 2), seg(6, 3, 7, 0, 2), seg(7, 6, 7, 3, 2)];
+    const slots = [...straight(3), bad(4), seg(5, 4, 7, 2), seg(6, 3, 7, 0, 2, FLAG_FENCE), seg(7, 6, 7, 3, 2)];
     const a = analyzeLog(slots);
     assert.deepEqual(epochs(a.chain), [1, 2, 3, 6, 7]);
     assert.deepEqual(a.voids, [4, 5]);
     assert.equal(a.maxDurableLsn, 9);
-    assert.deepEqual(supersededVoids(a.chain, a.voids), [4, 5]);
+    assert.deepEqual([...a.guards].sort(), [4, 5, 6], 'the fence and the epochs it skips are guards');
   });
 
   void it('rejects a successor with a broken LSN link or an older generation', () => {
@@ -101,10 +122,9 @@ void describe('analyzeLog', () => {
   void it('an older writer’s pipelined segment after a newer fence does not continue it', () => {
     // Old writer (gen 1): 1, 2 durable; its 3 lost; its 4 (prev 3) landed.
     // New writer (gen 2) fenced at 3 (prev 2, no records).
-    const a = analyzeLog([...straight(2), seg(3, 2, 5, 0, 2), seg(4, 3, 7, 2, 1)]);
+    const a = analyzeLog([...straight(2), seg(3, 2, 5, 0, 2, FLAG_FENCE), seg(4, 3, 7, 2, 1)]);
     assert.deepEqual(epochs(a.chain), [1, 2, 3]);
     assert.deepEqual(a.voids, [4]);
-    assert.deepEqual(supersededVoids(a.chain, a.voids), [], 'a void above the tip is not yet superseded');
   });
 
   void it('among several successors, the highest (generation, epoch) wins', () => {
@@ -117,31 +137,34 @@ void describe('analyzeLog', () => {
     assert.deepEqual(epochs(a.chain), [1, 2, 3]);
   });
 
-  void it('every state a truncation passes through reads as the same chain suffix', () => {
-    // Chain 1, 2, 4 (gen 2, skipping void 3 of gen 1), 5, 6. Truncating
-    // through 4 deletes the void first, then 1, 2, 4 (a reader whose listing
-    // went stale rescans, so it sees one of these states, never a mix).
+  void it('once the base moved, every state the deletions pass through reads as the same chain', () => {
+    // Chain 1, 2, 4 (gen 2, skipping void 3 of gen 1), 5, 6.
     const slots = [...straight(2), seg(3, 2, 5, 1, 1), seg(4, 2, 5, 1, 2), seg(5, 4, 6, 1, 2), seg(6, 5, 7, 1, 2)];
     const full = analyzeLog(slots);
     assert.deepEqual(epochs(full.chain), [1, 2, 4, 5, 6]);
-    const plan = planTruncation(full.chain, full.voids, 5);
-    assert.deepEqual(plan.deletions, [3, 1, 2, 4]);
-    for (let k = 0; k <= plan.deletions.length; k++) {
-      const gone = new Set(plan.deletions.slice(0, k));
-      const a = analyzeLog(slots.filter((s) => !gone.has(s.epoch)));
-      assert.deepEqual(epochs(a.chain), [1, 2, 4, 5, 6].filter((e) => !gone.has(e)), `after ${k} deletions`);
+    const plan = planTruncation(full.chain, full.voids, full.guards, 5);
+    assert.deepEqual(plan.base, { startEpoch: 5, firstLsn: 6 });
+    assert.deepEqual(plan.deletions, [1, 2, 3, 4]);
+    for (let mask = 0; mask < 16; mask++) {
+      const gone = new Set(plan.deletions.filter((_, i) => (mask >> i) & 1));
+      const a = analyzeLog(
+        slots.filter((s) => !gone.has(s.epoch)),
+        plan.base,
+      );
+      assert.deepEqual(epochs(a.chain), [5, 6], `after deleting ${[...gone].join(',')}`);
       assert.equal(a.maxDurableLsn, 7);
     }
   });
 
-  void it('property: deleting a chain prefix and adding debris above the tip never changes the rest', () => {
+  void it('property: with a base, deleting below it and adding debris above the tip never changes the chain', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 30 }),
         fc.nat(),
         fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 30 }),
         fc.array(fc.record({ gap: fc.integer({ min: 1, max: 3 }), readable: fc.boolean() }), { maxLength: 5 }),
-        (n, cut, counts, debris) => {
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (n, cut, counts, debris, keepBelow) => {
           const slots: Slot[] = [];
           let lsn = 1;
           for (let i = 0; i < n; i++) {
@@ -149,17 +172,24 @@ void describe('analyzeLog', () => {
             slots.push(seg(i + 1, i, lsn, c));
             lsn += c;
           }
-          const k = cut % n; // keep at least one member
-          const kept = slots.slice(k);
+          const k = cut % n; // the base: keep at least one member
+          const start = slots[k]!.meta!;
+          const base = k > 0 ? { startEpoch: start.epoch, firstLsn: start.firstLsn } : null;
+          // Some members below the base survive (deletes not done yet).
+          const survivors = new Set(keepBelow.map((x) => x % Math.max(1, k)));
+          const kept = slots.filter((s, i) => i >= k || survivors.has(i));
           let e = n;
           for (const d of debris) {
             e += d.gap + 1; // always leave a gap before debris
             kept.push(d.readable ? seg(e, e - 1, lsn + 7, 1) : bad(e));
           }
-          const a = analyzeLog(kept);
-          assert.deepEqual(epochs(a.chain), slots.slice(k).map((s) => s.epoch));
+          const a = analyzeLog(kept, base);
+          assert.deepEqual(
+            epochs(a.chain),
+            slots.slice(k).map((s) => s.epoch),
+          );
           assert.equal(a.maxDurableLsn, lsn - 1);
-          assert.equal(a.firstLsn, slots[k]!.meta!.firstLsn);
+          assert.equal(a.firstLsn, start.firstLsn);
         },
       ),
       { numRuns: 300 },
@@ -181,82 +211,61 @@ void describe('continues', () => {
   });
 });
 
-void describe('nextFreeEpoch', () => {
-  void it('returns the smallest unoccupied epoch above the given one', () => {
-    assert.equal(nextFreeEpoch(0, new Set()), 1);
-    assert.equal(nextFreeEpoch(3, new Set([4, 5, 7])), 6);
-    assert.equal(nextFreeEpoch(3, new Set([1, 2, 3])), 4);
+void describe('firstFreeEpoch', () => {
+  void it('returns the smallest unoccupied epoch from the given one', () => {
+    assert.equal(firstFreeEpoch(1, new Set()), 1);
+    assert.equal(firstFreeEpoch(4, new Set([4, 5, 7])), 6);
+    assert.equal(firstFreeEpoch(4, new Set([1, 2, 3])), 4);
+  });
+});
+
+void describe('guardEpochs', () => {
+  void it('keeps the objects each recent fence skipped, and the fence itself', () => {
+    const slots = [...straight(3), bad(4), seg(5, 3, 7, 0, 2, FLAG_FENCE), seg(6, 5, 7, 1, 2), seg(8, 6, 8, 0, 3, FLAG_FENCE), seg(7, 6, 9, 1, 1, FLAG_VOID)];
+    assert.deepEqual([...guardEpochs(slots, 3)].sort((a, b) => a - b), [4, 5, 7, 8]);
+  });
+
+  void it(`drops the guards of fences ${GUARD_GENERATIONS} or more generations old`, () => {
+    const slots = [seg(1, 0, 1, 0, 2, FLAG_FENCE), seg(2, 1, 1, 0, 3, FLAG_FENCE)];
+    assert.deepEqual([...guardEpochs(slots, 3)].sort(), [1, 2]);
+    assert.deepEqual([...guardEpochs(slots, 2 + GUARD_GENERATIONS)], [2]);
+    assert.deepEqual([...guardEpochs(slots, 3 + GUARD_GENERATIONS)], []);
+    assert.deepEqual([...guardEpochs([seg(1, 0, 1, 0, 1, FLAG_FENCE)], 1)], [], 'generation 1 had no predecessor');
   });
 });
 
 void describe('planTruncation', () => {
   const metas = (slots: Slot[]): SegmentMeta[] => slots.map((s) => s.meta!);
+  const none = new Set<number>();
 
-  void it('deletes the chain prefix wholly at or below the checkpoint, never the last member', () => {
+  void it('moves the base past the chain prefix wholly at or below the checkpoint, never past the last member', () => {
     const chain = metas(straight(4, 10)); // LSNs 1-10, 11-20, 21-30, 31-40
-    assert.deepEqual(planTruncation(chain, [], 0).deletions, []);
-    assert.deepEqual(planTruncation(chain, [], 9).deletions, []);
-    assert.deepEqual(planTruncation(chain, [], 10).deletions, [1]);
-    assert.deepEqual(planTruncation(chain, [], 25).deletions, [1, 2]);
-    const all = planTruncation(chain, [], 40);
+    assert.deepEqual(planTruncation(chain, [], none, 0), { base: null, deletions: [], chainDeleted: 0, firstLsn: 1 });
+    assert.deepEqual(planTruncation(chain, [], none, 9).deletions, []);
+    assert.deepEqual(planTruncation(chain, [], none, 10), { base: { startEpoch: 2, firstLsn: 11 }, deletions: [1], chainDeleted: 1, firstLsn: 11 });
+    assert.deepEqual(planTruncation(chain, [], none, 25).deletions, [1, 2]);
+    const all = planTruncation(chain, [], none, 40);
     assert.deepEqual(all.deletions, [1, 2, 3]);
-    assert.equal(all.firstLsn, 31);
+    assert.deepEqual(all.base, { startEpoch: 4, firstLsn: 31 });
     assert.equal(all.chainDeleted, 3);
   });
 
-  void it('deletes empty members (fences) along with the prefix', () => {
+  void it('takes empty members (fences) along with the prefix', () => {
     const chain = metas([seg(1, 0, 1, 5), seg(2, 1, 6, 0, 2), seg(3, 2, 6, 0, 3), seg(4, 3, 6, 2, 3)]);
-    assert.deepEqual(planTruncation(chain, [], 5).deletions, [1, 2, 3]);
-    assert.equal(planTruncation(chain, [], 5).firstLsn, 6);
+    assert.deepEqual(planTruncation(chain, [], none, 5).deletions, [1, 2, 3]);
+    assert.equal(planTruncation(chain, [], none, 5).firstLsn, 6);
   });
 
-  void it('deletes superseded voids below the first kept member first, then members oldest first', () => {
-    const chain = metas([seg(1, 0, 1, 2), seg(2, 1, 3, 2), seg(5, 2, 5, 0, 2), seg(6, 5, 5, 2, 2), seg(8, 6, 7, 2, 2)]);
+  void it('deletes voids and dead segments below the new start, keeps guards and everything above', () => {
+    const chain = metas([seg(1, 0, 1, 2), seg(2, 1, 3, 2), seg(5, 2, 5, 0, 2, FLAG_FENCE), seg(6, 5, 5, 2, 2), seg(8, 6, 7, 2, 2)]);
     const voids = [3, 4, 7, 9];
-    assert.deepEqual(planTruncation(chain, voids, 2).deletions, [1]);
-    assert.deepEqual(planTruncation(chain, voids, 4).deletions, [3, 4, 1, 2, 5]);
-    assert.deepEqual(planTruncation(chain, voids, 6).deletions, [3, 4, 7, 1, 2, 5, 6]);
-    assert.ok(!planTruncation(chain, voids, 99).deletions.includes(9), 'a void above the tip is never deleted');
-  });
-
-  void it('property: after any prefix of the deletions, the chain reads as the same suffix', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.record({ records: fc.integer({ min: 0, max: 3 }), voidsBefore: fc.integer({ min: 0, max: 2 }) }), { minLength: 1, maxLength: 12 }),
-        fc.nat(),
-        fc.nat(),
-        (shape, cpSeed, stopSeed) => {
-          const slots: Slot[] = [];
-          const voids: number[] = [];
-          let epoch = 0;
-          let lsn = 1;
-          let prev = 0;
-          shape.forEach((s, i) => {
-            if (i > 0) {
-              for (let v = 0; v < s.voidsBefore; v++) {
-                epoch++;
-                voids.push(epoch);
-                slots.push(v % 2 ? bad(epoch) : seg(epoch, prev, lsn, 1, 1));
-              }
-            }
-            epoch++;
-            slots.push(seg(epoch, prev, lsn, s.records, 2));
-            prev = epoch;
-            lsn += s.records;
-          });
-          const before = analyzeLog(slots);
-          assert.equal(before.chain.length, shape.length);
-          const checkpoint = cpSeed % lsn;
-          const plan = planTruncation(before.chain, before.voids, checkpoint);
-          const stop = stopSeed % (plan.deletions.length + 1);
-          const gone = new Set(plan.deletions.slice(0, stop));
-          const after = analyzeLog(slots.filter((s) => !gone.has(s.epoch)));
-          const expected = epochs(before.chain).filter((e) => !gone.has(e));
-          assert.deepEqual(epochs(after.chain), expected);
-          assert.equal(after.maxDurableLsn, before.maxDurableLsn);
-        },
-      ),
-      { numRuns: 500 },
-    );
+    const guards = new Set([3, 4, 5]);
+    assert.deepEqual(planTruncation(chain, voids, guards, 2).deletions, [1]);
+    assert.deepEqual(planTruncation(chain, voids, guards, 4).deletions, [1, 2]);
+    assert.deepEqual(planTruncation(chain, voids, guards, 6).deletions, [1, 2, 6, 7]);
+    assert.deepEqual(planTruncation(chain, voids, none, 6).deletions, [1, 2, 3, 4, 5, 6, 7]);
+    assert.ok(!planTruncation(chain, voids, none, 99).deletions.includes(9), 'nothing above the start');
+    // Nothing to advance, but dead leftovers below the current start go.
+    assert.deepEqual(planTruncation(chain.slice(2), [1, 3, 7], guards, 0), { base: null, deletions: [1], chainDeleted: 0, firstLsn: 5 });
   });
 });

@@ -68,6 +68,30 @@ void describe('writer fencing', () => {
     );
   });
 
+  void it('an older write stuck in flight across a takeover AND a truncation past the fence still collides (the fence is a guard)', async () => {
+    const mem = new MemoryStore();
+    await (await openLogWriter(mem)).close(); // generation 1
+    const fp1 = new Failpoints();
+    const w1 = await openLogWriter(new FaultyStore(mem, fp1)); // generation 2
+    await w1.append(payload('kept'));
+    fp1.arm('store.putIfAbsent.before', { type: 'hang' }, { times: 1 });
+    const stuck = settle(w1.append(payload('zombie')));
+    while (fp1.count('store.putIfAbsent.before') === 0) await new Promise((r) => setImmediate(r));
+    const w2 = await openLogWriter(mem); // fences at the epoch w1 is stuck on
+    for (let i = 0; i < 5; i++) await w2.append(payload(`new-${i}`));
+    await w2.truncateThrough(w2.durableLsn); // the base moves past w2's own fence
+    fp1.disarm(); // w1's request finally goes out
+    const r = await stuck;
+    assert.ok(!r.ok && isCode('FENCED')(r.error), `the zombie must not be acknowledged: ${String(r.ok ? r.value.lsn : r.error)}`);
+    await w2.close();
+    const again = await openLogWriter(mem);
+    assert.deepEqual(
+      (await collect(again.replay(again.firstLsn))).map((e) => e.text),
+      ['new-4'],
+    );
+    await again.close();
+  });
+
   void it('an older write that lands between the new writer’s scan and its fence is kept (it was acknowledged)', async () => {
     const mem = new MemoryStore();
     const w1 = await openLogWriter(mem);
@@ -91,6 +115,43 @@ void describe('writer fencing', () => {
       (await readAll(mem)).entries.map((e) => e.text),
       ['a', 'b', 'd'],
     );
+  });
+
+  void it('takes over from an older writer that keeps appending (blocks epochs ahead of it instead of chasing)', async () => {
+    const mem = new MemoryStore();
+    const fp1 = new Failpoints().arm('store.putIfAbsent.before', { type: 'delay', ms: 1 });
+    const w1 = await openLogWriter(new FaultyStore(mem, fp1), { maxInFlight: 2 });
+    const acked = new Map<number, string>();
+    const appended = new Set<string>();
+    let fenced = 0;
+    const appenders = Array.from({ length: 8 }, async (_, a) => {
+      for (let i = 0; ; i++) {
+        const t = `old-${a}-${i}`;
+        appended.add(t);
+        try {
+          acked.set((await w1.append(payload(t))).lsn, t);
+        } catch (e) {
+          assert.ok(isCode('FENCED')(e), String(e));
+          fenced++;
+          return;
+        }
+      }
+    });
+    while (acked.size < 200) await new Promise((r) => setTimeout(r, 1));
+    // The new writer reads slowly, so the old one is far ahead of its listing.
+    const fp2 = new Failpoints().arm('store.get.before', { type: 'delay', ms: 1 });
+    const w2 = await openLogWriter(new FaultyStore(mem, fp2), { failpoints: fp2, readConcurrency: 2 });
+    await Promise.all(appenders);
+    assert.equal(fenced, 8, 'every old appender ends FENCED');
+    assert.ok(fp2.count('log.segment.put.before') > 1, 'the first fence attempt lost the race');
+    const entries = await collect(w2.replay(1));
+    assertRecovered(entries, acked, { known: (t) => appended.has(t) });
+    assert.equal(w2.lastLsn, entries.length);
+    assert.deepEqual(await w2.append(payload('new')), { lsn: entries.length + 1 });
+    await w2.close();
+    assert.ok(nonDecreasing(await chainGenerations(mem)));
+    const r = await readAll(mem);
+    assert.equal(r.entries.length, entries.length + 1);
   });
 
   void it('pipelined older writes around a takeover: only an unbroken prefix survives, and all of it was acknowledged or never promised', async () => {

@@ -94,7 +94,7 @@ void describe('recovery from damaged segments', () => {
     }
   });
 
-  void it('a new writer recovers the prefix, supersedes the damage, deletes it, and continues the LSNs', async () => {
+  void it('a new writer recovers the prefix, fences past the damage, keeps it as a guard, and continues the LSNs', async () => {
     for (const k of [1, 2, 3, 4]) {
       for (const damage of ['torn', 'flip'] as const) {
         const b = await build();
@@ -110,19 +110,21 @@ void describe('recovery from damaged segments', () => {
           (await collect(log.replay(1))).map((e) => e.text),
           expected,
         );
-        const fenceEpoch = 5;
-        assert.deepEqual(
-          await segmentEpochs(b.mem),
-          [...[1, 2, 3, 4].filter((e) => e < k), fenceEpoch],
-          `damaged segment ${k} and everything after it deleted once the fence is durable`,
-        );
+        assert.deepEqual(await segmentEpochs(b.mem), [1, 2, 3, 4, 5], 'opening deletes nothing; the fence is at 5');
         assert.deepEqual(await log.append(payload('after')), { lsn: expected.length + 1 });
+        // Truncating past everything: the damaged segment and what follows it
+        // up to the fence are guards (an old writer must still collide there).
+        await log.truncateThrough(expected.length + 1);
+        assert.deepEqual(await segmentEpochs(b.mem), [...[1, 2, 3, 4].filter((e) => e >= k), 5, 6].filter((e, i, a) => a.indexOf(e) === i));
         await log.close();
-        const r = await readAll(b.mem);
+        const r = await readAll(b.mem, expected.length + 1);
         assert.deepEqual(
           r.entries.map((e) => e.text),
-          [...expected, 'after'],
+          ['after'],
         );
+        const again = await openLogWriter(b.mem);
+        assert.equal(again.lastLsn, expected.length + 1);
+        await again.close();
       }
     }
   });

@@ -1,0 +1,289 @@
+/**
+ * Log benchmark: durable commits per second and commit latency of floe's
+ * group-commit log at 1, 4, 16, 64 and 256 concurrent committers (~100-byte
+ * records) on a local directory, next to peers measured in the same run:
+ *
+ * - SQLite (better-sqlite3, WAL, synchronous=FULL, one INSERT per
+ *   transaction). better-sqlite3 is synchronous, so its committers take
+ *   turns on the event loop: its rate does not depend on the concurrency.
+ * - LevelDB (classic-level, put with sync: true); LevelDB batches concurrent
+ *   writers itself.
+ * - The raw fsync rate: 4 KiB appends + fsync to one file (bench/lib.ts).
+ *
+ * Then floe's log on S3 (FLOE_S3_ENDPOINT, else http://127.0.0.1:7480) at 1
+ * and 64 committers, when a server answers.
+ *
+ * Figures, not a test: nothing is asserted. Targets (printed with their
+ * verdict): at 64 committers at least 20x SQLite's commits/s and at least
+ * 50% of (records per group x fsync rate); a lone committer's p50 at most
+ * 1.5x one raw fsync p50.
+ *
+ * Each committer loops: append one record, await durability, record the
+ * latency. Commits per concurrency level: max(BENCH_N, 25 x committers)
+ * (BENCH_N default 300). BENCH_LOG_INFLIGHT sets maxInFlight for the local
+ * log (default: the log's default). Writes bench/results/log.md and log.json.
+ *
+ *   node dist/bench/log.js
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { ClassicLevel } from 'classic-level';
+import { asError } from '../src/errors.js';
+import type { LogWriter } from '../src/log/writer.js';
+import { openLogWriter } from '../src/log/writer.js';
+import { listKeys } from '../src/store/list.js';
+import { LocalStore } from '../src/store/local.js';
+import { MetricsStore } from '../src/store/metrics.js';
+import { S3Store } from '../src/store/s3.js';
+import type { ObjectStore } from '../src/store/types.js';
+import type { Cell, FsyncRate, Summary } from './lib.js';
+import { envInfo, envInt, fmt, markdownTable, measureFsyncRate, nowMs, summarize, textTable, writeReport } from './lib.js';
+
+const LEVELS = [1, 4, 16, 64, 256];
+const RECORD_BYTES = 100;
+
+interface Run {
+  readonly system: string;
+  readonly committers: number;
+  readonly commits: number;
+  readonly seconds: number;
+  readonly commitsPerSec: number;
+  readonly latencyMs: Summary;
+  /** floe only: mean records per segment and store writes per commit. */
+  readonly recordsPerGroup?: number;
+  readonly writesPerCommit?: number;
+}
+
+/** `committers` concurrent loops sharing `total` commits; `commit(i)` makes one durable commit. */
+async function drive(committers: number, total: number, commit: (i: number) => Promise<void>): Promise<{ seconds: number; lat: number[] }> {
+  let next = 0;
+  const lat: number[] = [];
+  const start = nowMs();
+  await Promise.all(
+    Array.from({ length: committers }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= total) return;
+        const t0 = nowMs();
+        await commit(i);
+        lat.push(nowMs() - t0);
+      }
+    }),
+  );
+  return { seconds: (nowMs() - start) / 1000, lat };
+}
+
+const record = (i: number): Uint8Array => {
+  const b = randomBytes(RECORD_BYTES);
+  b.writeUInt32LE(i, 0);
+  return b;
+};
+
+async function floeRuns(system: string, store: MetricsStore, levels: readonly number[], perLevel: (n: number) => number, options: Record<string, number>): Promise<Run[]> {
+  const log: LogWriter = await openLogWriter(store, options);
+  const runs: Run[] = [];
+  try {
+    for (let i = 0; i < 20; i++) await log.append(record(i)); // warm-up
+    for (const n of levels) {
+      const total = perLevel(n);
+      const before = log.stats();
+      store.reset();
+      const { seconds, lat } = await drive(n, total, async (i) => void (await log.append(record(i))));
+      const after = log.stats();
+      const groups = after.groupsWritten - before.groupsWritten;
+      runs.push({
+        system,
+        committers: n,
+        commits: total,
+        seconds,
+        commitsPerSec: total / seconds,
+        latencyMs: summarize(lat),
+        recordsPerGroup: (after.recordsWritten - before.recordsWritten) / groups,
+        writesPerCommit: store.writes() / total,
+      });
+      console.log(`${system} x${n}: ${fmt(total / seconds)} commits/s, ${fmt((after.recordsWritten - before.recordsWritten) / groups)} records/group`);
+      await log.truncateThrough(log.durableLsn);
+    }
+  } finally {
+    await log.close();
+  }
+  return runs;
+}
+
+function sqliteRuns(dir: string, levels: readonly number[], perLevel: (n: number) => number): Promise<Run[]> {
+  const db = new Database(path.join(dir, 'bench.sqlite'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec('CREATE TABLE log (id INTEGER PRIMARY KEY, body BLOB NOT NULL)');
+  const insert = db.prepare('INSERT INTO log (body) VALUES (?)');
+  const run = async (): Promise<Run[]> => {
+    const runs: Run[] = [];
+    for (let i = 0; i < 20; i++) insert.run(record(i));
+    for (const n of levels) {
+      const total = perLevel(n);
+      // Autocommit: one INSERT = one transaction = one WAL fsync.
+      const { seconds, lat } = await drive(n, total, async (i) => void insert.run(record(i)));
+      runs.push({ system: 'SQLite', committers: n, commits: total, seconds, commitsPerSec: total / seconds, latencyMs: summarize(lat) });
+      console.log(`SQLite x${n}: ${fmt(total / seconds)} commits/s`);
+    }
+    return runs;
+  };
+  return run().finally(() => db.close());
+}
+
+async function levelRuns(dir: string, levels: readonly number[], perLevel: (n: number) => number): Promise<Run[]> {
+  const db = new ClassicLevel<string, Uint8Array>(path.join(dir, 'bench.level'), { valueEncoding: 'view' });
+  await db.open();
+  const runs: Run[] = [];
+  try {
+    let key = 0;
+    for (let i = 0; i < 20; i++) await db.put(`k${key++}`, record(i), { sync: true });
+    for (const n of levels) {
+      const total = perLevel(n);
+      const { seconds, lat } = await drive(n, total, async (i) => void (await db.put(`k${key++}`, record(i), { sync: true })));
+      runs.push({ system: 'LevelDB', committers: n, commits: total, seconds, commitsPerSec: total / seconds, latencyMs: summarize(lat) });
+      console.log(`LevelDB x${n}: ${fmt(total / seconds)} commits/s`);
+    }
+  } finally {
+    await db.close();
+  }
+  return runs;
+}
+
+async function openS3(endpoint: string): Promise<{ store: ObjectStore; dispose: () => Promise<void> }> {
+  try {
+    await fetch(endpoint, { signal: AbortSignal.timeout(3000) });
+  } catch (err) {
+    throw new Error(`no S3 server answers at ${endpoint} (${asError(err).message})`, { cause: err });
+  }
+  const store = await S3Store.open({
+    bucket: process.env.FLOE_S3_BUCKET ?? 'floe-test',
+    prefix: `bench/log-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/`,
+    endpoint,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'floe', secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'floesecret' },
+  });
+  return {
+    store,
+    dispose: async () => {
+      try {
+        for (const k of await listKeys(store, '')) await store.delete(k);
+      } finally {
+        await store.close();
+      }
+    },
+  };
+}
+
+function verdict(ok: boolean): string {
+  return ok ? 'MET' : 'MISSED';
+}
+
+async function main(): Promise<void> {
+  const env = envInfo();
+  const base = envInt('BENCH_N', 300);
+  const perLevel = (n: number): number => Math.max(base, 25 * n);
+  const inflightEnv = process.env.BENCH_LOG_INFLIGHT;
+  const logOptions: Record<string, number> = inflightEnv ? { maxInFlight: Number(inflightEnv) } : {};
+  const s3Endpoint = process.env.FLOE_S3_ENDPOINT || 'http://127.0.0.1:7480';
+  console.log(`floe log bench — ${env.node}, ${env.cpu} x ${env.cores}, load ${env.load1}; ${RECORD_BYTES}-byte records`);
+
+  const fsync: FsyncRate = measureFsyncRate();
+  console.log(`raw fsync: ${fmt(fsync.appendsPerSec)} appends/s, p50 ${fmt(fsync.p50Ms)} ms, p99 ${fmt(fsync.p99Ms)} ms (${fsync.dir}, ${fsync.fsType})`);
+  if (fsync.fsType === 'tmpfs') console.log(`WARNING: ${fsync.dir} is tmpfs: fsync does nothing there; set TMPDIR to a disk.`);
+
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'floe-bench-log-'));
+  const runs: Run[] = [];
+  const skipped: string[] = [];
+  try {
+    const local = await LocalStore.open(path.join(dir, 'floe'));
+    try {
+      runs.push(...(await floeRuns('floe log (local)', new MetricsStore(local), LEVELS, perLevel, logOptions)));
+    } finally {
+      await local.close();
+    }
+    runs.push(...(await sqliteRuns(dir, LEVELS, perLevel)));
+    runs.push(...(await levelRuns(dir, LEVELS, perLevel)));
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  try {
+    const s3 = await openS3(s3Endpoint);
+    try {
+      runs.push(...(await floeRuns('floe log (s3)', new MetricsStore(s3.store), [1, 64], (n) => Math.max(100, 10 * n), { maxInFlight: 4 })));
+    } finally {
+      await s3.dispose();
+    }
+  } catch (err) {
+    skipped.push(`s3: ${asError(err).message}`);
+    console.log(`s3: SKIPPED — ${asError(err).message}`);
+  }
+
+  const find = (system: string, n: number): Run | undefined => runs.find((r) => r.system === system && r.committers === n);
+  const sqliteAt = (n: number): number => find('SQLite', n)?.commitsPerSec ?? Number.NaN;
+  const headers = ['system', 'committers', 'commits/s', 'p50 ms', 'p99 ms', 'records/group', 'store writes/commit', 'x SQLite', 'x fsync rate'];
+  const cells: Cell[][] = runs.map((r) => [
+    r.system,
+    r.committers,
+    r.commitsPerSec,
+    r.latencyMs.p50,
+    r.latencyMs.p99,
+    r.recordsPerGroup ?? '-',
+    r.writesPerCommit ?? '-',
+    r.commitsPerSec / sqliteAt(r.committers),
+    r.commitsPerSec / fsync.appendsPerSec,
+  ]);
+  const fsyncCells: Cell[][] = [['4 KiB append + fsync (one file)', fsync.appends, fsync.appendsPerSec, fsync.p50Ms, fsync.p99Ms]];
+
+  const f64 = find('floe log (local)', 64);
+  const f1 = find('floe log (local)', 1);
+  const targets: Cell[][] = [];
+  if (f64 && f1) {
+    const vsSqlite = f64.commitsPerSec / sqliteAt(64);
+    const ceiling = (f64.recordsPerGroup ?? 0) * fsync.appendsPerSec;
+    const ofCeiling = f64.commitsPerSec / ceiling;
+    const loneRatio = f1.latencyMs.p50 / fsync.p50Ms;
+    targets.push(
+      ['64 committers vs SQLite', '>= 20x', `${fmt(vsSqlite)}x`, verdict(vsSqlite >= 20)],
+      ['64 committers vs records/group x fsync rate', '>= 50%', `${fmt(ofCeiling * 100)}% of ${fmt(ceiling)}/s`, verdict(ofCeiling >= 0.5)],
+      ['lone committer p50 vs raw fsync p50', '<= 1.5x', `${fmt(loneRatio)}x (${fmt(f1.latencyMs.p50)} vs ${fmt(fsync.p50Ms)} ms)`, verdict(loneRatio <= 1.5)],
+    );
+  }
+
+  console.log('\nraw fsync (same run):');
+  console.log(textTable(['probe', 'n', 'appends/s', 'p50 ms', 'p99 ms'], fsyncCells));
+  console.log('\n' + textTable(headers, cells));
+  if (targets.length) console.log('\n' + textTable(['target', 'goal', 'measured', 'verdict'], targets));
+  for (const s of skipped) console.log(`(skipped ${s})`);
+
+  const md = [
+    '## Physical reference (same run)',
+    '',
+    markdownTable(['probe', 'n', 'appends/s', 'p50 ms', 'p99 ms'], fsyncCells),
+    '',
+    `\`fs.writeSync\` + \`fs.fsyncSync\` of 4 KiB blocks to one file in \`${fsync.dir}\` (${fsync.fsType}), the file system every local system below used.`,
+    '',
+    '## Durable commits',
+    '',
+    markdownTable(headers, cells),
+    '',
+    `Each committer appends one ${RECORD_BYTES}-byte record and waits until it is durable, in a loop; commits per row: max(${base}, 25 x committers).`,
+    'SQLite: better-sqlite3, WAL, synchronous=FULL, one INSERT per transaction (synchronous: committers take turns).',
+    'LevelDB: classic-level, put with sync: true. floe: openLogWriter on LocalStore (fsync on), ' +
+      (inflightEnv ? `maxInFlight ${inflightEnv}` : 'default options') +
+      '; S3 rows use maxInFlight 4.',
+    '"store writes/commit" counts PUTs through the metrics decorator: 1 / records per group.',
+    '',
+    '## Targets',
+    '',
+    targets.length ? markdownTable(['target', 'goal', 'measured', 'verdict'], targets) : '(local runs missing)',
+    ...(skipped.length ? ['', '## Skipped', '', ...skipped.map((s) => `- ${s}`)] : []),
+  ].join('\n');
+  const out = writeReport({ name: 'log', title: 'floe log benchmark', markdown: md, data: { fsync, runs, targets, skipped, recordBytes: RECORD_BYTES }, env });
+  console.log(`\nwrote ${out.md} and ${out.json}`);
+}
+
+await main();
