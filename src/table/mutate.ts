@@ -47,14 +47,19 @@
  * committer wins per row), reported as `skipped`.
  */
 import * as arrow from 'apache-arrow';
-import { ulid } from 'ulid';
+import { decodeTime, isValid, ulid } from 'ulid';
+import { listAll } from '../store/list.js';
 import { FloeError, isFloeError } from '../errors.js';
 import type { Row } from '../format/logrecord.js';
 import { keyOf, recordBatchToRows, rowsToRecordBatch, validateRows, coerceValue, ValueProblem } from '../format/schema.js';
 import type { DataFileEntry, DeletionRef, Manifest } from './manifest.js';
+import { dataFileKey } from './manifest.js';
+import { blake3Hex } from '../format/checksum.js';
+import type { TableSchema } from '../format/schema.js';
+import type { ObjectStore } from '../store/types.js';
 import { advance } from './mutation.js';
 import type { MutationDoc } from './mutation-store.js';
-import { MUTATION_DOC_FORMAT, MutationStore } from './mutation-store.js';
+import { MUTATION_DOC_FORMAT, MUTATIONS_PREFIX, MutationStore } from './mutation-store.js';
 import type { PredicateInput } from './predicate.js';
 import { bindPredicate } from './predicate.js';
 import { scanView, SYSTEM_COLUMNS } from './read.js';
@@ -79,6 +84,8 @@ export interface MutationResult {
 }
 
 const DEFAULT_MAX_TARGETS = 1_000_000;
+/** A payload without a state document is collected after this long (its writer crashed before the intent). */
+export const ORPHAN_PAYLOAD_GRACE_MS = 60 * 60 * 1000;
 
 function mutationStore(host: TableHost): MutationStore {
   return new MutationStore(host.writeCtx.store, host.writeCtx.failpoints);
@@ -266,8 +273,7 @@ export async function drive(host: TableHost, ms: MutationStore, id: string, matc
           const first = BigInt(doc.firstId!);
           const ids = BigInt64Array.from(rows, (_, i) => first + BigInt(i));
           const seqs = new BigInt64Array(rows.length).fill(BigInt(doc.seq));
-          const fixedCtx = { ...host.writeCtx, newId: () => doc.fileId! };
-          const file = await writeDataFile(fixedCtx, doc.tableId, view.schema, view.manifest.schemaVersion, view.primaryKey, rows, ids, seqs, 'mutate');
+          const file = await buildFile(host, doc, view.schema, view.manifest.schemaVersion, view.primaryKey, rows, ids, seqs);
           await cas(advance(doc, 'appended', { file }), 'appended');
         }
       }
@@ -283,6 +289,32 @@ export async function drive(host: TableHost, ms: MutationStore, id: string, matc
     }
   }
   throw new FloeError('CAS_CONFLICT', `mutation ${id}: its state document kept changing underneath (64 attempts)`, { key: id });
+}
+
+/**
+ * The update's data file under its fixed key. If an earlier attempt already
+ * wrote it (puts are atomic: the object is whole), those bytes are kept and
+ * the entry is rebuilt over them — the Parquet encoder's key-value metadata
+ * order is not stable between calls, so re-encoding could change bytes.
+ */
+async function buildFile(
+  host: TableHost,
+  doc: MutationDoc,
+  schema: TableSchema,
+  schemaVersion: number,
+  pk: readonly string[] | null,
+  rows: readonly Row[],
+  ids: BigInt64Array,
+  seqs: BigInt64Array,
+): Promise<DataFileEntry> {
+  const ctx = host.writeCtx;
+  const key = dataFileKey(doc.tableId, doc.fileId!);
+  const existing = await ctx.store.head(key);
+  if (!existing) return writeDataFile({ ...ctx, newId: () => doc.fileId! }, doc.tableId, schema, schemaVersion, pk, rows, ids, seqs, 'mutate');
+  const bytes = (await ctx.store.get(key)).bytes;
+  const dryStore = { put: async (): Promise<{ etag: string }> => ({ etag: '' }) } as unknown as ObjectStore;
+  const entry = await writeDataFile({ ...ctx, store: dryStore, newId: () => doc.fileId! }, doc.tableId, schema, schemaVersion, pk, rows, ids, seqs, 'mutate.replay');
+  return { ...entry, size: bytes.length, contentHash: await blake3Hex(bytes) };
 }
 
 class AlreadyPublished extends Error {}
@@ -396,6 +428,19 @@ async function alreadyPublished(host: TableHost, doc: MutationDoc, cur: Manifest
   return hist.some((m) => m.operation === op && m.version > doc.baseVersion);
 }
 
+/** Payloads with no state document (a crash between the payload PUT and the intent) older than `graceMs`. */
+async function collectOrphanPayloads(ms: MutationStore, now: number, graceMs = ORPHAN_PAYLOAD_GRACE_MS): Promise<void> {
+  const keys: string[] = [];
+  for await (const k of listAll(ms.store, MUTATIONS_PREFIX)) keys.push(k);
+  const docs = new Set(keys.filter((k) => k.endsWith('.json')).map((k) => k.slice(0, -5)));
+  for (const k of keys) {
+    if (!k.endsWith('.arrow') || docs.has(k.slice(0, -6))) continue;
+    const id = k.slice(MUTATIONS_PREFIX.length, -6);
+    if (!isValid(id) || now - decodeTime(id) < graceMs) continue; // young: its intent may still be on the way
+    await ms.store.delete(k);
+  }
+}
+
 /**
  * Resume every unfinished mutation, oldest first. Mutations of tables that
  * no longer exist are collected. A mutation whose document or payload is
@@ -410,6 +455,7 @@ export async function recoverMutations(
   const ms = mutationStore(host);
   const resumed: string[] = [];
   const corrupt: Array<{ id: string; error: FloeError }> = [];
+  await collectOrphanPayloads(ms, Date.now());
   for (const id of await ms.list()) {
     try {
       const got = await ms.read(id);
