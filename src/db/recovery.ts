@@ -41,7 +41,8 @@ export interface IntentReport {
   readonly id: string;
   readonly key: string;
   readonly writer: Intent['writer'] | null;
-  readonly tables: ReadonlyArray<{ readonly name: string; readonly classification: Classification['kind'] }>;
+  /** Per table its classification ('recorded' when an earlier run had already decided). */
+  readonly tables: ReadonlyArray<{ readonly name: string; readonly classification: Classification['kind'] | 'recorded' }>;
   readonly decision: Decision;
 }
 
@@ -205,6 +206,7 @@ async function recordCommit(db: DbInternals, intent: Intent, tables: Readonly<Re
 }
 
 const MOVED = 'intent-tables-moved';
+const FINAL: readonly Decision[] = ['roll-forward', 'already-published', 'roll-back'];
 
 async function recoverOne(db: DbInternals, key: string, id: string, mode: RecoveryMode): Promise<IntentReport | null> {
   let intent: Intent | null;
@@ -220,6 +222,14 @@ async function recoverOne(db: DbInternals, key: string, id: string, mode: Recove
     return report(key, null, id, [], 'roll-back');
   }
   if (!intent) return null;
+  // A decision already recorded (a crash after the audit entry, before the
+  // intent was deleted) is final: finish it instead of deciding again.
+  for (const done of FINAL) {
+    if (await exists(db.store, recoveryKey(intent.id, done))) {
+      await finish(db, key);
+      return { id: intent.id, key, writer: intent.writer, tables: intent.tables.map((t) => ({ name: t.name, classification: 'recorded' as const })), decision: done };
+    }
+  }
   for (let round = 0; ; round++) {
     const cat = (await db.refreshCatalog()).catalog;
     const { classes, decision } = assess(intent, await observe(db, intent, cat.tables), mode);
