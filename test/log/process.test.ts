@@ -162,7 +162,7 @@ async function killRounds(b: Backend, seed: number): Promise<void> {
   const random = rng(seed);
   const acked = new Map<number, string>();
   for (let round = 0; round < ROUNDS; round++) {
-    const child = spawnAppender({ ...b.where, tag: `k${round}`, concurrency: 16, batchEvery: 5, maxInFlight: 1 + (round % 3) });
+    const child = track(spawnAppender({ ...b.where, tag: `k${round}`, concurrency: 16, batchEvery: 5, maxInFlight: 1 + (round % 3) }));
     const target = 1 + Math.floor(random() * 120);
     await child.until((l) => ackCount(l) >= target);
     await new Promise((r) => setTimeout(r, Math.floor(random() * 15)));
@@ -178,10 +178,26 @@ async function killRounds(b: Backend, seed: number): Promise<void> {
   assert.ok(acked.size >= ROUNDS);
 }
 
+/** Children still running when a test ends are killed, so a failure never leaves a writer behind. */
+const running = new Set<Child>();
+function track(c: Child): Child {
+  running.add(c);
+  void c.exited.then(() => running.delete(c));
+  return c;
+}
+function killAll(): void {
+  for (const c of running) c.proc.kill('SIGKILL');
+}
+
 async function fencingRun(b: Backend): Promise<void> {
-  const a = spawnAppender({ ...b.where, tag: 'fa', concurrency: 8, batchEvery: 4, maxInFlight: 2 });
+  const a = track(spawnAppender({ ...b.where, tag: 'fa', concurrency: 8, batchEvery: 4, maxInFlight: 2 }));
   await a.until((l) => ackCount(l) >= 40);
-  const bee = spawnAppender({ ...b.where, tag: 'fb', concurrency: 8, batchEvery: 4, maxInFlight: 2, stopAfter: 60 });
+  const bee = track(spawnAppender({ ...b.where, tag: 'fb', concurrency: 8, batchEvery: 4, maxInFlight: 2, stopAfter: 60 }));
+  // The newer writer failing to open would leave the older one running forever.
+  const first = await Promise.race([a.exited.then(() => 'a'), bee.exited.then(() => 'b')]);
+  if (first === 'b' && bee.proc.exitCode !== 0) {
+    assert.fail(`the newer writer failed: ${bee.lines.slice(-3).join(' | ')} ${bee.stderr()}`);
+  }
   const ra = await a.exited;
   assert.equal(ra.code, 3, `the older writer must stop FENCED: ${a.lines.slice(-3).join(' | ')} ${a.stderr()}`);
   assert.equal(a.lines[a.lines.length - 1], 'fenced');
@@ -209,20 +225,22 @@ async function fencingRun(b: Backend): Promise<void> {
 }
 
 void describe('log across processes: local directory', () => {
-  void it(`kill -9 at random moments (${ROUNDS} rounds): every acknowledged LSN survives, nothing half there`, async () => {
+  void it(`kill -9 at random moments (${ROUNDS} rounds): every acknowledged LSN survives, nothing half there`, { timeout: 240_000 }, async () => {
     const b = await localBackend();
     try {
       await killRounds(b, 0x5eed + ROUNDS);
     } finally {
+      killAll();
       await b.cleanup();
     }
   });
 
-  void it('two processes open one log for write: the older gets FENCED on its next append, no interleaved segments', async () => {
+  void it('two processes open one log for write: the older gets FENCED on its next append, no interleaved segments', { timeout: 120_000 }, async () => {
     const b = await localBackend();
     try {
       await fencingRun(b);
     } finally {
+      killAll();
       await b.cleanup();
     }
   });
@@ -236,22 +254,24 @@ if (process.env.FLOE_SKIP_S3 === '1') {
   });
 } else {
   void describe('log across processes: s3', () => {
-    void it(`kill -9 at random moments (${ROUNDS} rounds): every acknowledged LSN survives, nothing half there`, async () => {
+    void it(`kill -9 at random moments (${ROUNDS} rounds): every acknowledged LSN survives, nothing half there`, { timeout: 240_000 }, async () => {
       assert.ok(s3Endpoint, 'FLOE_S3_ENDPOINT is not set: run via scripts/test.sh, or set FLOE_SKIP_S3=1 to skip deliberately');
       const b = await s3Backend();
       try {
         await killRounds(b, 0xc0ffee + ROUNDS);
       } finally {
+        killAll();
         await b.cleanup();
       }
     });
 
-    void it('two processes open one log for write: the older gets FENCED on its next append, no interleaved segments', async () => {
+    void it('two processes open one log for write: the older gets FENCED on its next append, no interleaved segments', { timeout: 120_000 }, async () => {
       assert.ok(s3Endpoint, 'FLOE_S3_ENDPOINT is not set: run via scripts/test.sh, or set FLOE_SKIP_S3=1 to skip deliberately');
       const b = await s3Backend();
       try {
         await fencingRun(b);
       } finally {
+        killAll();
         await b.cleanup();
       }
     });
