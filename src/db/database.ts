@@ -487,14 +487,20 @@ export class Database {
    * older than `graceMs` (default one hour): orphans of crashes and lost
    * races, and the objects of dropped tables.
    */
-  async gc(options: { graceMs?: number } = {}): Promise<GcResult> {
+  async gc(options: { graceMs?: number; retainVersions?: number; retainMs?: number } = {}): Promise<GcResult> {
     this.#writable('gc');
     const graceMs = options.graceMs ?? 60 * 60 * 1000;
     if (!Number.isFinite(graceMs) || graceMs < 0) throw new FloeError('INVALID_ARGUMENT', 'gc: graceMs must be a non-negative number');
     const fresh = await readCatalog(this.store);
     if (!fresh) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`);
     const heads = Object.values(fresh.catalog.tables).map((e) => e.manifest);
-    return collectGarbage(this.store, heads, (k) => this.#manifest(k), this.#now(), graceMs);
+    // Version retention (compaction's replaced files): see VersionRetention in gc.ts; default keeps every version.
+    const { retainVersions, retainMs } = options;
+    for (const [k, v] of [['retainVersions', retainVersions], ['retainMs', retainMs]] as const) {
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new FloeError('INVALID_ARGUMENT', `gc: ${k} must be a positive integer`);
+    }
+    const retention = retainVersions === undefined && retainMs === undefined ? undefined : { versions: retainVersions, ms: retainMs };
+    return collectGarbage(this.store, heads, (k) => this.#manifest(k), this.#now(), graceMs, retention);
   }
 
   async close(): Promise<void> {

@@ -58,19 +58,48 @@ export interface GcResult {
   readonly deleted: string[];
 }
 
+/**
+ * Which published versions keep their data files and bitmaps alive. The
+ * current version always does; with no retention given, every version does
+ * (time travel to any version keeps working). With `versions`, the newest
+ * that many; with `ms`, every version that was still current less than `ms`
+ * ago (its successor is younger than that) — a reader holding such a
+ * snapshot keeps working. A version kept by either rule is kept. Manifests
+ * themselves (small) are always kept so the chain stays walkable; a
+ * checkout of an expired version fails NOT_FOUND on its first file read.
+ */
+export interface VersionRetention {
+  readonly versions?: number;
+  readonly ms?: number;
+}
+
+/** Is the version at `index` (0 = current) with successor created at `successorAt` retained? Pure. */
+export function retainedVersion(index: number, successorAt: number | null, now: number, retention: VersionRetention | undefined): boolean {
+  if (index === 0 || retention === undefined) return true;
+  if (retention.versions !== undefined && index < retention.versions) return true;
+  if (retention.ms !== undefined && successorAt !== null && now - successorAt < retention.ms) return true;
+  return false;
+}
+
 export async function collectGarbage(
   store: ObjectStore,
   currentManifests: readonly string[],
   readManifest: (key: string) => Promise<Manifest>,
   now: number,
   graceMs: number,
+  retention?: VersionRetention,
 ): Promise<GcResult> {
   const reachable = new Set<string>();
   for (const head of currentManifests) {
     let key: string | null = head;
+    let index = 0;
+    let successorAt: number | null = null;
     while (key) {
       const m = await readManifest(key);
-      manifestReferences(m, key, reachable);
+      if (retainedVersion(index, successorAt, now, retention)) manifestReferences(m, key, reachable);
+      else reachable.add(key);
+      successorAt = m.createdAt;
+      index++;
       key = m.parent;
     }
   }
