@@ -98,7 +98,7 @@ describe('replica in another process', () => {
   it('over S3', { skip: process.env.FLOE_SKIP_S3 === '1' ? 'FLOE_SKIP_S3=1' : false }, async () => {
     assert.ok(endpoint, 'FLOE_S3_ENDPOINT is not set: run via scripts/test.sh, or set FLOE_SKIP_S3=1 to skip deliberately');
     const bucket = process.env.FLOE_S3_BUCKET ?? 'floe-test';
-    const uri = `s3://${bucket}/replica-${randomUUID()}?endpoint=${encodeURIComponent(endpoint!)}&region=us-east-1`;
+    const uri = `s3://${bucket}/replica-${randomUUID()}?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1`;
     await scenario(uri, false);
   });
 });
