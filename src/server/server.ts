@@ -29,7 +29,7 @@ import { validateTableName } from '../db/database.js';
 import { FloeError, isFloeError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { recordBatchToRows } from '../format/schema.js';
-import { encodeRow } from '../format/values.js';
+import { decodeValue, encodeRow } from '../format/values.js';
 import { changeToWire } from '../replica/source.js';
 
 export interface ServerOptions {
@@ -169,11 +169,35 @@ function jsonParam(url: URL, name: string, required: boolean): unknown {
     return undefined;
   }
   if (raw.length > MAX_PARAM_CHARS) throw new FloeError('INVALID_ARGUMENT', `query parameter "${name}" is longer than ${MAX_PARAM_CHARS} characters`);
+  let parsed: unknown;
   try {
-    return JSON.parse(raw) as unknown;
+    parsed = JSON.parse(raw) as unknown;
   } catch (cause) {
     throw new FloeError('INVALID_ARGUMENT', `query parameter "${name}" is not valid JSON`, { cause });
   }
+  try {
+    return untag(parsed, 0);
+  } catch (cause) {
+    throw new FloeError('INVALID_ARGUMENT', `query parameter "${name}" holds a malformed tagged value`, { cause });
+  }
+}
+
+const TAGS = new Set(['$b', '$d', '$u', '$f', '$n']);
+
+/**
+ * Tagged values (floe's JSON for bigint, dates, bytes: format/values.ts)
+ * anywhere in a parameter become the values they encode, so an int64 or
+ * binary key can be given exactly. Depth is bounded.
+ */
+export function untag(v: unknown, depth: number): unknown {
+  if (depth > 32) throw new FloeError('INVALID_ARGUMENT', 'parameter nests deeper than 32 levels');
+  if (Array.isArray(v)) return v.map((x) => untag(x, depth + 1));
+  if (v !== null && typeof v === 'object') {
+    const keys = Object.keys(v);
+    if (keys.length === 1 && TAGS.has(keys[0]!)) return decodeValue(v);
+    return Object.fromEntries(keys.map((k) => [k, untag((v as Record<string, unknown>)[k], depth + 1)]));
+  }
+  return v;
 }
 
 /** Parse an integer parameter (decimal digits only). */

@@ -74,6 +74,10 @@ describe('server', () => {
     const scan = await get(`/tables/t/scan?where=${encodeURIComponent(JSON.stringify({ n: 'x' }))}&columns=k&limit=10`);
     assert.equal(scan.status, 200);
     assert.deepEqual((scan.body as { rows: unknown[] }).rows, [{ k: 'a' }, { k: 'c' }]);
+    // Tagged values (bigint here) in where and key parameters are decoded exactly.
+    const tagged = await get(`/tables/t/scan?where=${encodeURIComponent(JSON.stringify({ v: { $b: '3' } }))}&columns=k`);
+    assert.deepEqual((tagged.body as { rows: unknown[] }).rows, [{ k: 'c' }]);
+    await expectError(`/tables/t/scan?where=${encodeURIComponent(JSON.stringify({ v: { $d: 'x' } }))}`, 400, ['INVALID_ARGUMENT', 'SCHEMA_MISMATCH']);
     const lim = await get('/tables/t/scan?limit=1');
     assert.equal((lim.body as { rows: unknown[] }).rows.length, 1);
   });
