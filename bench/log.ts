@@ -198,9 +198,22 @@ async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'floe-bench-log-'));
   const runs: Run[] = [];
   const skipped: string[] = [];
+  let storePut: Summary | null = null;
   try {
     const local = await LocalStore.open(path.join(dir, 'floe'));
     try {
+      // What one segment write costs the store by itself: a create-only put of
+      // a one-record segment's size, one at a time.
+      const body = randomBytes(RECORD_BYTES + 64);
+      const lat: number[] = [];
+      for (let i = -5; i < Math.min(base, 200); i++) {
+        const t0 = nowMs();
+        await local.putIfAbsent(`probe/${i + 5}`, body);
+        if (i >= 0) lat.push(nowMs() - t0);
+      }
+      storePut = summarize(lat);
+      for (const k of await listKeys(local, 'probe/')) await local.delete(k);
+      console.log(`local putIfAbsent alone: p50 ${fmt(storePut.p50)} ms, p99 ${fmt(storePut.p99)} ms`);
       runs.push(...(await floeRuns('floe log (local)', new MetricsStore(local), LEVELS, perLevel, logOptions)));
     } finally {
       await local.close();
@@ -237,6 +250,7 @@ async function main(): Promise<void> {
     r.commitsPerSec / fsync.appendsPerSec,
   ]);
   const fsyncCells: Cell[][] = [['4 KiB append + fsync (one file)', fsync.appends, fsync.appendsPerSec, fsync.p50Ms, fsync.p99Ms]];
+  if (storePut) fsyncCells.push([`LocalStore.putIfAbsent, ${RECORD_BYTES + 64} B, alone`, storePut.n, 1000 / storePut.mean, storePut.p50, storePut.p99]);
 
   const f64 = find('floe log (local)', 64);
   const f1 = find('floe log (local)', 1);
@@ -265,6 +279,7 @@ async function main(): Promise<void> {
     markdownTable(['probe', 'n', 'appends/s', 'p50 ms', 'p99 ms'], fsyncCells),
     '',
     `\`fs.writeSync\` + \`fs.fsyncSync\` of 4 KiB blocks to one file in \`${fsync.dir}\` (${fsync.fsType}), the file system every local system below used.`,
+    'The second row is the local store alone writing one segment-sized object: the floor for one commit group (floe adds no I/O of its own per group).',
     '',
     '## Durable commits',
     '',
@@ -282,7 +297,7 @@ async function main(): Promise<void> {
     targets.length ? markdownTable(['target', 'goal', 'measured', 'verdict'], targets) : '(local runs missing)',
     ...(skipped.length ? ['', '## Skipped', '', ...skipped.map((s) => `- ${s}`)] : []),
   ].join('\n');
-  const out = writeReport({ name: 'log', title: 'floe log benchmark', markdown: md, data: { fsync, runs, targets, skipped, recordBytes: RECORD_BYTES }, env });
+  const out = writeReport({ name: 'log', title: 'floe log benchmark', markdown: md, data: { fsync, storePut, runs, targets, skipped, recordBytes: RECORD_BYTES }, env });
   console.log(`\nwrote ${out.md} and ${out.json}`);
 }
 

@@ -309,6 +309,23 @@ void describe('failed segment writes', () => {
     assert.deepEqual((await readAll(mem, 2)).entries, [{ lsn: 2, text: 'b' }]);
   });
 
+  void it("durability 'none': a failed write stops the writer and close() reports the loss instead of hiding it", async () => {
+    const mem = new MemoryStore();
+    const fp = new Failpoints();
+    const log = await openLogWriter(new FaultyStore(mem, fp), { durability: 'none' });
+    await log.append(payload('n0'));
+    while (log.durableLsn < 1) await new Promise((r) => setImmediate(r));
+    fp.arm('store.putIfAbsent.before', { type: 'error', code: 'STORAGE_UNAVAILABLE' }, { times: 1 });
+    assert.deepEqual(await log.append(payload('n1')), { lsn: 2 }, "'none' resolves before the write");
+    await assert.rejects(log.close(), (e: unknown) => isCode('CLOSED')(e) && /lost acknowledged records/.test((e as Error).message));
+    assert.equal(log.state, 'failed');
+    await assert.rejects(log.append(payload('n2')), isCode('CLOSED'));
+    assert.deepEqual(
+      (await readAll(mem)).entries.map((e) => e.text),
+      ['n0'],
+    );
+  });
+
   void it('random seeded error schedules: acknowledged records survive, rejected-as-not-durable ones never appear', async () => {
     const totals = { acked: 0, notDurable: 0 };
     await fc.assert(
