@@ -232,6 +232,93 @@ describe('recovery crashed at each of its steps, then run again', () => {
   }
 });
 
+describe('recovery: concurrent recoverers, impossible states', () => {
+  it('two processes recovering the same intent at once: one decision, one audit entry, the commit visible', async () => {
+    const inner = new MemoryStore();
+    await setup(inner);
+    const f = new Failpoints();
+    const d = await open(new FaultyStore(inner, f), { failpoints: f });
+    f.arm('multitable.stage.after', { type: 'crash' }, { skip: 1, times: 1 });
+    await assert.rejects(load2(d), (err) => isFloeError(err, 'INJECTED_CRASH'));
+    const [r1, r2] = await Promise.all([open(inner, { logWriter: false }), open(inner, { logWriter: false })]);
+    await r1.close();
+    await r2.close();
+    const s = JSON.parse(await stateOf(inner)) as Record<string, string[]>;
+    assert.equal(s.b!.length, 7);
+    assert.deepEqual(await historyKeys(inner, '_recovery/'), []);
+    const audits = (await historyKeys(inner, '_history/')).filter((x) => x.includes('.r-'));
+    assert.equal(audits.length, 1, audits.join(', '));
+    assert.ok(audits[0]!.endsWith('.r-roll-forward.json'));
+  });
+
+  it('db.recover: roll-forward-only defers a roll-back, full mode then rolls it back; an in-flight commit of this process is left alone', async () => {
+    const inner = new MemoryStore();
+    await setup(inner);
+    const db = await open(inner, { logWriter: false });
+    const before = await state(db);
+    const f2 = new Failpoints();
+    const live = await open(inner, { logWriter: false, failpoints: f2 });
+    const f = new Failpoints();
+    const dead = await open(new FaultyStore(inner, f), { logWriter: false, failpoints: f });
+    f.arm('multitable.stage.after', { type: 'crash' }, { skip: 0, times: 1 });
+    await assert.rejects(load2(dead), (err) => isFloeError(err, 'INJECTED_CRASH'));
+    const deferred = await db.recover({ mode: 'roll-forward-only' });
+    assert.deepEqual(deferred.map((r) => r.decision), ['defer']);
+    assert.equal((await historyKeys(inner, '_recovery/')).length, 1);
+    // A commit in flight in this same process is not touched by recovery.
+    f2.arm('multitable.stage.after', { type: 'hang' }, { match: (c) => c.table === 'b' });
+    const p = live.load({ a: rows('l', 1, 9), b: rows('l', 1, 9) });
+    while (f2.count('multitable.stage.after') < 2) await new Promise((r) => setImmediate(r));
+    const done = await db.recover();
+    assert.deepEqual(done.map((r) => r.decision), ['roll-back']);
+    f2.disarm();
+    await p;
+    assert.equal((JSON.parse(await state(live)) as Record<string, string[]>).b!.length, 4);
+    assert.notEqual(await state(live), before);
+    assert.deepEqual(await historyKeys(inner, '_recovery/'), []);
+    await assert.rejects(db.recover({ mode: 'bogus' as 'full' }), (err) => isFloeError(err, 'INVALID_ARGUMENT'));
+    await live.close();
+    await db.close();
+  });
+
+  it('an intent in an impossible state stops a read-write open with RECOVERY_REQUIRED naming the table; read-only opens report it', async () => {
+    const inner = new MemoryStore();
+    await setup(inner);
+    const cat = JSON.parse(new TextDecoder().decode((await inner.get('_catalog/current')).bytes).split('\ncrc32c=')[0]!) as {
+      tables: Record<string, { id: string; manifest: string; version: number }>;
+    };
+    const a = cat.tables.a!;
+    const id = '01JAAAAAAAAAAAAAAAAAAAAAAA';
+    const intent = {
+      format: 1,
+      magic: 'floe-intent',
+      id,
+      writer: 'load',
+      createdAt: 1,
+      // Expects a version the catalog never reached: the catalog went backwards.
+      tables: [{ name: 'a', tableId: a.id, action: 'update', expected: { manifest: 'tables/x/manifest/bogus.json', version: 40 }, planned: { manifest: 'tables/x/manifest/bogus2.json', version: 41 } }],
+    };
+    const { encodeIntent } = await import('../../src/db/intent.js');
+    await inner.putIfAbsent(`_recovery/${id}.json`, encodeIntent(intent as Parameters<typeof encodeIntent>[0]));
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(open(inner), (err) => isFloeError(err, 'RECOVERY_REQUIRED') && /tables a\b/.test(err.message));
+    }
+    const ro = await open(inner, { readOnly: true });
+    const pending = await ro.pendingRecovery();
+    assert.equal(pending.length, 1);
+    assert.equal(pending[0]!.decision, 'stop');
+    assert.deepEqual(pending[0]!.tables, [{ name: 'a', classification: 'invariant-violated' }]);
+    await ro.close();
+    assert.deepEqual((await historyKeys(inner, '_history/')).filter((x) => x.includes('.r-')), [`_history/${id}.r-stop.json`]);
+    // The operator removes the intent: opening works again and the data is untouched.
+    await inner.delete(`_recovery/${id}.json`);
+    const db = await open(inner);
+    assert.equal(await (await db.table('a')).count(), 3);
+    assert.deepEqual(await db.recover({ mode: 'roll-forward-only' }), []);
+    await db.close();
+  });
+});
+
 describe('two writers', () => {
   it('disjoint tables: both commit', async () => {
     const inner = new MemoryStore();
