@@ -112,11 +112,13 @@ export function changeFromWire(w: unknown, where: string): Change {
 
 /**
  * Follows a floe server (src/server) over HTTP: `GET /changes?since=N`
- * streams NDJSON that ends at the server's visible seq when the request
+ * streams NDJSON (or SSE with `format: 'sse'`; an error arrives as a data
+ * line holding `{ error }`) that ends at the server's visible seq when the request
  * began. A server error (JSON `{ error: { code, message } }`, as the status
  * body or as the last line of a stream) becomes a FloeError with that code.
  */
-export function httpSource(baseUrl: string, options: { token?: string } = {}): LogSource {
+export function httpSource(baseUrl: string, options: { token?: string; format?: 'ndjson' | 'sse' } = {}): LogSource {
+  const sse = options.format === 'sse';
   const base = baseUrl.replace(/\/+$/, '');
   const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
   const request = async (path: string): Promise<Response> => {
@@ -133,7 +135,7 @@ export function httpSource(baseUrl: string, options: { token?: string } = {}): L
     return res;
   };
   async function* run(since: number): AsyncGenerator<Change> {
-    const res = await request(`/changes?since=${since}`);
+    const res = await request(`/changes?since=${since}${sse ? '&format=sse' : ''}`);
     if (!res.body) return;
     const decoder = new TextDecoder();
     let buf = '';
@@ -144,12 +146,14 @@ export function httpSource(baseUrl: string, options: { token?: string } = {}): L
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (line.trim() === '') continue;
-        yield lineToChange(line, where);
+        const payload = sse ? (line.startsWith('data: ') ? line.slice(6) : '') : line;
+        if (payload.trim() === '') continue; // blank separators, and SSE id:/event: lines
+        yield lineToChange(payload, where);
       }
     }
     buf += decoder.decode();
-    if (buf.trim() !== '') yield lineToChange(buf, where);
+    const rest = sse ? (buf.startsWith('data: ') ? buf.slice(6) : '') : buf;
+    if (rest.trim() !== '') yield lineToChange(rest, where);
   }
   return {
     name: `floe server ${base}`,

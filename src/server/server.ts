@@ -7,8 +7,9 @@
  *   /tables                      { tables }
  *   /tables/<name>/get?key=JSON  { row }   (key: a value, or an object for composite keys)
  *   /tables/<name>/scan?where=JSON&columns=a,b&limit=N   { rows }
- *   /changes?since=N             NDJSON, one change per line, ending at the seq
- *                                visible when the request began
+ *   /changes?since=N[&format=sse] NDJSON, one change per line (or Server-Sent
+ *                                Events, `id: seq` + `data: change`), ending at
+ *                                the seq visible when the request began
  * Values use floe's tagged JSON (bigint as {"$b": "..."}, etc., format/values.ts).
  *
  * Contract: every parameter is validated before anything is read — table
@@ -127,17 +128,25 @@ async function handle(db: Database, req: http.IncomingMessage, res: http.ServerR
 
 async function streamChanges(db: Database, url: URL, res: http.ServerResponse): Promise<void> {
   const since = intParam(url, 'since', 0, Number.MAX_SAFE_INTEGER) ?? 0;
+  const format = url.searchParams.get('format') ?? 'ndjson';
+  if (format !== 'ndjson' && format !== 'sse') throw new FloeError('INVALID_ARGUMENT', `query parameter "format" must be ndjson or sse`);
+  const sse = format === 'sse';
   const iter = db.changes({ since, until: db.visibleSeq });
   // Pull the first change before answering, so a LOG_GAP is a 410, not a broken stream.
   let first = await iter.next();
-  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-floe-visible-seq': String(db.visibleSeq) });
+  res.writeHead(200, {
+    'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
+    'cache-control': 'no-store',
+    'x-floe-visible-seq': String(db.visibleSeq),
+  });
+  const frame = (json: string, seq: number | null): string => (sse ? `${seq === null ? 'event: error\n' : `id: ${seq}\n`}data: ${json}\n\n` : `${json}\n`);
   try {
     while (!first.done) {
-      if (!res.write(`${JSON.stringify(changeToWire(first.value))}\n`)) await new Promise((r) => res.once('drain', r));
+      if (!res.write(frame(JSON.stringify(changeToWire(first.value)), first.value.seq))) await new Promise((r) => res.once('drain', r));
       first = await iter.next();
     }
   } catch (err) {
-    res.write(`${JSON.stringify(errorBody(err).body)}\n`);
+    res.write(frame(JSON.stringify(errorBody(err).body), null));
   }
   res.end();
 }

@@ -117,9 +117,16 @@ describe('server', () => {
     assert.deepEqual(lines.map((l) => [l.seq, l.op, l.table]), [[1, 'upsert', 't'], [1, 'upsert', 't'], [1, 'upsert', 't'], [2, 'delete', 't']]);
     assert.equal((await get('/changes?since=1')).text.trim().split('\n').length, 1);
     assert.equal((await get(`/changes?since=${db.visibleSeq}`)).text, '');
+    const sse = await get('/changes?since=1&format=sse');
+    assert.equal(sse.text, `id: 2\ndata: ${JSON.stringify({ seq: 2, table: 't', op: 'delete', key: { k: 'b' }, row: null, id: null })}\n\n`);
+    await expectError('/changes?since=0&format=xml', 400, 'INVALID_ARGUMENT');
   });
 
   it('a replica follows over HTTP; a truncated log answers 410 LOG_GAP and the replica recovers', async () => {
+    const viaSse = await replica(store, { source: httpSource(url, { token: TOKEN, format: 'sse' }) });
+    await viaSse.advance();
+    assert.equal(viaSse.visibleSeq, db.visibleSeq);
+    assert.equal(await viaSse.table('t').get('b'), null);
     const r = await replica(store, { source: httpSource(url, { token: TOKEN }) });
     await r.advance();
     assert.equal(r.visibleSeq, db.visibleSeq);
@@ -135,6 +142,9 @@ describe('server', () => {
     const bad = await replica(store, { source: httpSource(url, { token: 'wrong' }) });
     await assert.rejects(bad.advance(), (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT');
     await bad.close();
+    await viaSse.advanceOrRecover();
+    assert.deepEqual((await viaSse.table('t').scan({ columns: ['k'] }).toArray()).map((x) => x.k), ['a', 'c', 'd', 'e']);
+    await viaSse.close();
     await r.close();
   });
 
