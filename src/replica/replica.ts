@@ -55,7 +55,7 @@ export interface ReplicaStats {
   readonly visibleSeq: number;
   /** Entries in the tail (keys changed since the base, across tables). */
   readonly tailLength: number;
-  /** Newest seq the source reported at the last advance. */
+  /** Newest seq the source reports (asked by `stats()`). */
   readonly latestSeq: number;
   readonly lagSeqs: number;
   /** How old the replica's freshness point is: every change committed before it is applied. */
@@ -212,7 +212,9 @@ export class Replica {
     return this.#serial(() => this.#rebase(true, options.timeoutMs));
   }
 
+  /** Figures about the replica; asks the source for its newest seq (a log listing for a store source). */
   async stats(): Promise<ReplicaStats> {
+    this.#latestSeq = Math.max(this.#latestSeq, await this.source.latestSeq());
     const st = this.#state;
     let tail = 0;
     for (const t of st.tables.values()) tail += t.tail.size;

@@ -205,6 +205,33 @@ describe('replica', () => {
     await db.close();
   });
 
+  it('stats: base seq, tail length, lag in seqs and ms (injected clock)', async () => {
+    const store = new MemoryStore();
+    const db = await open(store);
+    const t = await db.createTable('t', schema, { primaryKey: 'k' });
+    await t.upsert({ k: 'a', v: 1n });
+    await db.flush();
+    let clock = 1000;
+    const r = await replica(db, { now: () => clock });
+    await t.upsert({ k: 'b', v: 2n });
+    await t.upsert({ k: 'c', v: 3n });
+    await r.advance();
+    clock = 1250;
+    await t.upsert({ k: 'd', v: 4n });
+    const st = await r.stats();
+    assert.equal(st.baseSeq, 1);
+    assert.equal(st.visibleSeq, 3);
+    assert.equal(st.tailLength, 2);
+    assert.equal(st.latestSeq, 4);
+    assert.equal(st.lagSeqs, 1);
+    assert.equal(st.lagMs, 250);
+    await r.advance();
+    assert.equal((await r.stats()).lagSeqs, 0);
+    assert.equal((await r.stats()).lagMs, 0);
+    await r.close();
+    await db.close();
+  });
+
   it('learns a table created after its base', async () => {
     const store = new MemoryStore();
     const db = await open(store);
