@@ -10,7 +10,8 @@
  * - two writers: disjoint tables both commit; overlapping tables, one wins
  *   and the other gets CAS_CONFLICT with nothing of it visible;
  * - kill -9 of a child process looping loads, on a local directory and on
- *   S3 (FLOE_TORTURE_ROUNDS kills per backend, default 2).
+ *   S3 (FLOE_TORTURE_ROUNDS kills per backend, default 5), each kill
+ *   triggered at a different step of the commit protocol.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -368,20 +369,31 @@ describe('two writers', () => {
 
 // ------------------------------------------------------------------ kill -9
 
-const KILLS = Number(process.env.FLOE_TORTURE_ROUNDS ?? 2);
+const KILLS = Number(process.env.FLOE_TORTURE_ROUNDS ?? 5);
 const PER = 300;
 
-/** Spawn the loader; SIGKILL it once it has acknowledged `after` loads. Returns acknowledged rounds. */
-function killAfter(uri: string, after: number): Promise<number> {
+/** Where a kill lands: right after an acknowledged load, or after a step of the next one. */
+const TRIGGERS = ['ok', 'at multitable.intent.after', 'at multitable.stage.after:a', 'at multitable.stage.after:b', 'at multitable.cas.after'];
+
+/**
+ * Spawn the loader; SIGKILL it when it prints `trigger` after `after`
+ * acknowledged loads (the kill lands wherever the child then is). Returns
+ * the number of acknowledged loads.
+ */
+function killAfter(uri: string, after: number, trigger: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(fixtures, 'loader.js'), uri, '1000', String(PER)], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     let acked = 0;
-    let out = '';
+    let buf = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      acked = out.split('\n').filter((l) => l.startsWith('ok ')).length;
-      if (acked >= after && child.exitCode === null && !child.killed) child.kill('SIGKILL');
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) {
+        if (l.startsWith('ok ')) acked++;
+        if (acked >= after && l.startsWith(trigger) && child.exitCode === null && !child.killed) child.kill('SIGKILL');
+      }
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
@@ -392,14 +404,15 @@ function killAfter(uri: string, after: number): Promise<number> {
   });
 }
 
-async function killRounds(uri: string, seed: number): Promise<void> {
+/** Returns how many recovery decisions the reopens made (loads caught mid-way). */
+async function killRounds(uri: string, seed: number): Promise<number> {
   const db = await open(uri);
   await db.createTable('a', schema, { primaryKey: 'k' });
   await db.createTable('b', schema);
   await db.close();
   let ackedTotal = 0;
   for (let round = 0; round < KILLS; round++) {
-    const acked = await killAfter(uri, 1 + ((seed + round) % 3));
+    const acked = await killAfter(uri, 1 + ((seed + round) % 2), TRIGGERS[(seed + round) % TRIGGERS.length]!);
     ackedTotal += acked;
     const check = await open(uri); // read-write: recovers the killed load's intent
     const a = await (await check.table('a')).scan().toArray();
@@ -419,26 +432,30 @@ async function killRounds(uri: string, seed: number): Promise<void> {
     assert.deepEqual(await listKeys(check.store, '_recovery/'), []);
     await check.close();
   }
+  const store = await openStore(uri);
+  const audits = (await listKeys(store, '_history/')).filter((k) => k.includes('.r-'));
+  await store.close();
+  return audits.length;
 }
 
 describe('kill -9 during loads', () => {
-  it(`local directory (${KILLS} kills): all or nothing`, async () => {
+  it(`local directory (${KILLS} kills): all or nothing`, async (t) => {
     const dir = await mkdtemp(path.join(tmpdir(), 'floe-mt-'));
     try {
-      await killRounds(dir, 7);
+      t.diagnostic(`loads recovered after kill -9: ${await killRounds(dir, 7)} of ${KILLS}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
   const endpoint = process.env.FLOE_S3_ENDPOINT;
-  it(`S3 (${KILLS} kills): all or nothing`, { skip: process.env.FLOE_SKIP_S3 === '1' ? 'FLOE_SKIP_S3=1' : false }, async () => {
+  it(`S3 (${KILLS} kills): all or nothing`, { skip: process.env.FLOE_SKIP_S3 === '1' ? 'FLOE_SKIP_S3=1' : false }, async (t) => {
     assert.ok(endpoint, 'FLOE_S3_ENDPOINT is not set: run via scripts/test.sh, or set FLOE_SKIP_S3=1 to skip deliberately');
     const bucket = process.env.FLOE_S3_BUCKET ?? 'floe-test';
     const prefix = `mt-${randomBytes(6).toString('hex')}`;
     const uri = `s3://${bucket}/${prefix}?endpoint=${endpoint}&region=us-east-1`;
     try {
-      await killRounds(uri, 11);
+      t.diagnostic(`loads recovered after kill -9: ${await killRounds(uri, 11)} of ${KILLS}`);
     } finally {
       const store = await openStore(uri);
       for (const k of await listKeys(store, '')) await store.delete(k);
