@@ -319,25 +319,31 @@ async function buildFile(
 
 class AlreadyPublished extends Error {}
 
-/** `_id` column of a data file (cached per file for the life of one mutation). */
-async function fileIds(files: FileCache, f: DataFileEntry, memo: Map<string, Map<bigint, number>>): Promise<Map<bigint, number>> {
-  let m = memo.get(f.key);
+/**
+ * Positions in `f` of those `ids` it holds: one pass over the file's `_id`
+ * column (per row group) against a set of the candidates — memory grows with
+ * the targets, not the file. Cached per (file, candidates) for the life of
+ * one mutation (data files are immutable).
+ */
+async function findIds(files: FileCache, f: DataFileEntry, ids: ReadonlySet<bigint>, memo: Map<string, Map<bigint, number>>): Promise<Map<bigint, number>> {
+  const memoKey = `${f.key}|${ids.size}`;
+  let m = memo.get(memoKey);
   if (m) return m;
   m = new Map();
   const pf = await files.file(f);
-  for (let g = 0; g < pf.rowGroups.length; g++) {
+  for (let g = 0; g < pf.rowGroups.length && m.size < ids.size; g++) {
     const rg = pf.rowGroups[g]!;
-    const col = (await pf.readRowGroup(g, ['_id'])).getChild('_id')!;
-    const arr = col.toArray() as BigInt64Array;
-    for (let i = 0; i < arr.length; i++) m.set(arr[i]!, rg.firstRow + i);
+    const arr = (await pf.readRowGroup(g, ['_id'])).getChild('_id')!.toArray() as BigInt64Array;
+    for (let i = 0; i < arr.length; i++) if (ids.has(arr[i]!)) m.set(arr[i]!, rg.firstRow + i);
   }
-  memo.set(f.key, m);
+  memo.set(memoKey, m);
   return m;
 }
 
 /**
  * Locate `_id`s in `manifest`: file id -> positions to mask, plus the ids
- * already masked or absent. Pure apart from reading immutable objects.
+ * already masked or absent (deleted by someone else, or compacted away).
+ * Files are pruned by their `_id` range; only candidates' `_id` columns are read.
  */
 export async function locateIds(
   files: FileCache,
@@ -346,24 +352,28 @@ export async function locateIds(
   memo: Map<string, Map<bigint, number>>,
 ): Promise<{ masks: Map<string, number[]>; gone: bigint[] }> {
   const masks = new Map<string, number[]>();
+  const pending = new Set(ids);
   const gone: bigint[] = [];
-  const ranges = manifest.files.map((f) => ({ f, lo: BigInt(f.minId), hi: BigInt(f.maxId) }));
-  for (const id of ids) {
-    let found = false;
-    for (const { f, lo, hi } of ranges) {
-      if (id < lo || id > hi) continue;
-      const pos = (await fileIds(files, f, memo)).get(id);
-      if (pos === undefined) continue;
-      const del = await files.deleted(f);
-      if (del?.has(pos)) continue; // masked here; a live copy cannot exist elsewhere
-      const list = masks.get(f.id) ?? [];
-      list.push(pos);
-      masks.set(f.id, list);
-      found = true;
-      break;
+  for (const f of manifest.files) {
+    if (pending.size === 0) break;
+    const lo = BigInt(f.minId);
+    const hi = BigInt(f.maxId);
+    const cand = new Set<bigint>();
+    for (const id of pending) if (id >= lo && id <= hi) cand.add(id);
+    if (cand.size === 0) continue;
+    const found = await findIds(files, f, cand, memo);
+    if (found.size === 0) continue;
+    const del = await files.deleted(f);
+    const pos: number[] = [];
+    for (const [id, p] of found) {
+      // An `_id` lives in one file at a time (compaction removes the old file in the same commit).
+      pending.delete(id);
+      if (del?.has(p)) gone.push(id); // masked already: removed by another commit, skip
+      else pos.push(p);
     }
-    if (!found) gone.push(id);
+    if (pos.length > 0) masks.set(f.id, pos);
   }
+  for (const id of pending) gone.push(id); // in no file: removed and compacted away
   return { masks, gone };
 }
 
