@@ -327,7 +327,11 @@ async function buildState(
       const had = new Set(prev?.manifest.files.map((f) => f.key) ?? []);
       for (const f of m.files) {
         if (warm.now() > warm.deadline) throw new FloeError('TIMEOUT', `hot-swap rebase of replica ${store.location} ran out of time loading ${f.key}`);
-        if (!had.has(f.key)) await warm.files.file(f);
+        if (!had.has(f.key)) {
+          await warm.files.file(f);
+          // Footer decoding is CPU work on this thread: let waiting reads run between files.
+          await new Promise((res) => setImmediate(res));
+        }
       }
     }
   }
