@@ -53,7 +53,7 @@ import { FloeError, isFloeError } from '../errors.js';
 import type { Row } from '../format/logrecord.js';
 import { keyOf, recordBatchToRows, rowsToRecordBatch, validateRows, coerceValue, ValueProblem } from '../format/schema.js';
 import type { DataFileEntry, DeletionRef, Manifest } from './manifest.js';
-import { dataFileKey } from './manifest.js';
+import { dataFileKey, decodeManifest } from './manifest.js';
 import { blake3Hex } from '../format/checksum.js';
 import type { TableSchema } from '../format/schema.js';
 import type { ObjectStore } from '../store/types.js';
@@ -383,11 +383,12 @@ async function publishEffect(host: TableHost, doc: MutationDoc, src: BigInt64Arr
   const targets = doc.targets.map((s) => BigInt(s));
   const memo = new Map<string, Map<bigint, number>>();
   const bitmapMemo = new Map<string, DeletionRef>();
+  const chain = new Map<string, Manifest>();
   let applied = 0;
   let skipped = 0;
   try {
     const m = await host.publish(doc.table, op, async (cur) => {
-      if (await alreadyPublished(host, doc, cur, op)) throw new AlreadyPublished();
+      if (await alreadyPublished(host, doc, cur, op, chain)) throw new AlreadyPublished();
       const { masks, gone } = await locateIds(ctx.files, cur, targets, memo);
       const deletes = new Map<string, DeletionRef>();
       for (const [fileId, pos] of masks) {
@@ -430,12 +431,29 @@ async function publishEffect(host: TableHost, doc: MutationDoc, src: BigInt64Arr
   }
 }
 
-/** Was a version with operation `op` published after the intent's base version? */
-async function alreadyPublished(host: TableHost, doc: MutationDoc, cur: Manifest, op: string): Promise<boolean> {
+/**
+ * Was a version with operation `op` published after the intent's base
+ * version? Walks the parent chain from `cur` (the manifest this commit
+ * attempt builds on, so never stale) down to the base version; manifests are
+ * immutable, so `memo` keeps them across attempts. An update whose file is
+ * still listed in `cur` is published for sure (a cheap first check).
+ */
+async function alreadyPublished(host: TableHost, doc: MutationDoc, cur: Manifest, op: string, memo: Map<string, Manifest>): Promise<boolean> {
   if (cur.operation === op) return true;
-  if (cur.version <= doc.baseVersion) return false;
-  const hist = await host.history(doc.table, cur.version - doc.baseVersion + 1);
-  return hist.some((m) => m.operation === op && m.version > doc.baseVersion);
+  if (doc.fileId && cur.files.some((f) => f.id === doc.fileId)) return true;
+  let key = cur.parent;
+  let version = cur.version - 1;
+  while (key && version > doc.baseVersion) {
+    let m = memo.get(key);
+    if (!m) {
+      m = decodeManifest((await host.writeCtx.store.get(key)).bytes, key);
+      memo.set(key, m);
+    }
+    if (m.operation === op) return true;
+    key = m.parent;
+    version = m.version - 1;
+  }
+  return false;
 }
 
 /** Payloads with no state document (a crash between the payload PUT and the intent) older than `graceMs`. */
