@@ -6,8 +6,9 @@
  * tombstone for a delete). A write appends a version in O(1); a reader's
  * snapshot is just (memtable, seq bound) and sees, for every key, the newest
  * version at or below its bound — so readers never copy the memtable and a
- * write never waits for a reader. Applying a seq a key already holds is
- * ignored, so replaying the log twice is harmless.
+ * write never waits for a reader. Writes of one seq to one key (several
+ * writes in one transaction) keep the last, so replaying a record — once or
+ * twice — rebuilds exactly what applying it did.
  *
  * Nothing here is durable: the log is, and replay past the catalog
  * checkpoint rebuilds the memtable after a crash. `bytes` estimates the
@@ -67,9 +68,16 @@ export class Memtable {
       const last = chain[chain.length - 1]!;
       if (e.seq > last.seq) chain.push(e);
       else {
-        if (chain.some((v) => v.seq === e.seq)) return;
-        chain.push(e);
-        chain.sort((a, b) => a.seq - b.seq);
+        const same = chain.findIndex((v) => v.seq === e.seq);
+        if (same >= 0) {
+          // Several writes to one key in one record (a transaction): the
+          // later one wins, as it did when the record was first applied.
+          this.#bytes -= chain[same]!.bytes;
+          chain[same] = e;
+        } else {
+          chain.push(e);
+          chain.sort((a, b) => a.seq - b.seq);
+        }
       }
     }
     this.#bytes += e.bytes;

@@ -128,6 +128,15 @@ describe('database: tables, point writes, flush, reopen', () => {
       await tx.table('a').upsert(pkg(1));
       await tx.table('b').upsert(pkg(2));
     });
+    // several writes to one key in one transaction: the last wins, also after replay
+    await db.transaction(async (tx) => {
+      await tx.table('a').upsert(pkg(7));
+      await tx.table('a').delete('p00007');
+      await tx.table('b').delete('p00008');
+      await tx.table('b').upsert(pkg(8, { section: 'last' }));
+    });
+    assert.equal(await (await db.table('a')).get('p00007'), null);
+    assert.equal((await (await db.table('b')).get('p00008'))?.section, 'last');
     await assert.rejects(
       db.transaction(async (tx) => {
         await tx.table('a').upsert(pkg(3));
@@ -137,7 +146,9 @@ describe('database: tables, point writes, flush, reopen', () => {
     );
     const db2 = await open(store);
     assert.equal(await (await db2.table('a')).count(), 1);
-    assert.equal(await (await db2.table('b')).count(), 1);
+    assert.equal(await (await db2.table('b')).count(), 2);
+    assert.equal(await (await db2.table('a')).get('p00007'), null);
+    assert.equal((await (await db2.table('b')).get('p00008'))?.section, 'last');
     await db2.close();
   });
 
