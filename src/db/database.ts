@@ -190,6 +190,8 @@ export interface DbInternals {
   flush(): Promise<void>;
   /** First `_id` of a freshly reserved span of n ids. */
   reserveIds(n: number): Promise<bigint>;
+  /** Remember a manifest this process wrote under `key` (saves a GET later). */
+  cacheManifest(key: string, m: Manifest): void;
 }
 
 interface TableMem {
@@ -979,6 +981,7 @@ export class Database {
       },
       flush: () => (this.#log && !this.readOnly ? this.flush() : Promise.resolve()),
       reserveIds: (n) => this.#reserveIds(n),
+      cacheManifest: (key, m) => void this.#manifests.set(key, m),
     };
   }
 }

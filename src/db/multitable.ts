@@ -19,7 +19,8 @@
  *
  * Cost of a load into T tables (one data file each, ids already reserved):
  * 3 + 2T PUTs (intent, T data files, T manifests, catalog, history entry),
- * one DELETE, one catalog GET and one manifest GET per table; no LIST.
+ * one DELETE and one catalog GET (manifests this process wrote are cached);
+ * no LIST.
  */
 import type * as arrow from 'apache-arrow';
 import { FloeError } from '../errors.js';
@@ -91,6 +92,7 @@ export async function commitTables(db: DbInternals, writer: WriterKind, plans: r
           throw new FloeError('INVARIANT_VIOLATION', `${writer}: staged manifest of "${p.name}" is version ${next.version}, planned ${t.planned.version}`, { key: t.planned.manifest });
         }
         await db.store.putIfAbsent(t.planned.manifest, encodeManifest(next));
+        db.cacheManifest(t.planned.manifest, next);
         await db.failpoints.hit('multitable.stage.after', { key: t.planned.manifest, table: p.name });
       }
       const st = await db.casCatalog(async (c) => {
