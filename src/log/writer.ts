@@ -35,7 +35,10 @@
  *    writer ever tried (an epoch is never written twice, so a deleted one
  *    is never reused), skipping only epochs known to hold an object (never
  *    a free one). An idle log therefore writes a lone record at once, and
- *    records arriving during a write ride together in the next one. With
+ *    records arriving during a write ride together in the next one. After
+ *    a write completes, the next group is sealed one event-loop turn later
+ *    (not a timer), so the committers just acknowledged join it with their
+ *    next records instead of splitting into alternating halves. With
  *    `maxInFlight > 1`, `maxDelayMs` lets a partly filled group wait that
  *    long for company before taking a free slot while another write is in
  *    flight (never on an idle log). LSNs are given at sealing, in
@@ -321,6 +324,8 @@ class GroupCommitLog implements LogWriter {
   #inflight: Group[] = [];
   #repair: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
+  /** A pump is scheduled for the next event-loop turn (see #pumpAfterTurn). */
+  #turn = false;
   #idle: Array<() => void> = [];
   #truncation: Promise<void> = Promise.resolve();
   readonly #warm: Map<number, Uint8Array>;
@@ -471,7 +476,7 @@ class GroupCommitLog implements LogWriter {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (this.#repair || (this.#state !== 'open' && this.#state !== 'closing')) return;
+    if (this.#repair || this.#turn || (this.#state !== 'open' && this.#state !== 'closing')) return;
     const cfg = this.#cfg;
     while (this.#inflight.length < cfg.maxInFlight && this.#pendingRecords > 0) {
       if (cfg.maxDelayMs > 0 && this.#inflight.length > 0 && this.#state === 'open' && this.#pendingRecords < cfg.maxGroupRecords && this.#pendingBytes < cfg.maxGroupBytes) {
@@ -562,9 +567,30 @@ class GroupCommitLog implements LogWriter {
       this.#startRepair();
       return;
     }
-    while (this.#inflight.length > 0 && this.#inflight[0]!.state === 'ok') this.#ack(this.#inflight.shift()!);
-    this.#pump();
+    let acked = false;
+    while (this.#inflight.length > 0 && this.#inflight[0]!.state === 'ok') {
+      this.#ack(this.#inflight.shift()!);
+      acked = true;
+    }
+    if (acked) this.#pumpAfterTurn();
+    else this.#pump();
     this.#checkIdle();
+  }
+
+  /**
+   * Seal the next group one event-loop turn after an acknowledgement, not at
+   * once: the committers just released append their next records in their
+   * continuations, and they join the group instead of waiting for the one
+   * after it. Not a timer: one turn, and only right after a write completed.
+   */
+  #pumpAfterTurn(): void {
+    if (this.#turn) return;
+    this.#turn = true;
+    setImmediate(() => {
+      this.#turn = false;
+      this.#pump();
+      this.#checkIdle();
+    });
   }
 
   #ackMeta(meta: SegmentMeta, bytes: number): void {
@@ -764,7 +790,7 @@ class GroupCommitLog implements LogWriter {
   }
 
   #checkIdle(): void {
-    if (this.#pendingRecords > 0 || this.#inflight.length > 0 || this.#repair) return;
+    if (this.#pendingRecords > 0 || this.#inflight.length > 0 || this.#repair || this.#turn) return;
     const waiters = this.#idle;
     this.#idle = [];
     for (const w of waiters) w();

@@ -260,7 +260,7 @@ void describe('failed segment writes', () => {
     const mem = new MemoryStore();
     const fp = new Failpoints().arm('store.putIfAbsent.before', { type: 'delay', ms: 1 });
     const limbo = new LimboStore(new FaultyStore(mem, fp));
-    const log = await openLogWriter(limbo, { maxInFlight: 4 });
+    const log = await openLogWriter(limbo, { maxInFlight: 4, maxGroupRecords: 5 });
     await log.append(payload('p0'));
     limbo.limbo = (k) => k === segmentKey('log/', 4);
     const results = await Promise.all(

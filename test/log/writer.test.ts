@@ -87,6 +87,8 @@ void describe('log writer basics', () => {
     assert.equal(stats.recordsWritten, total);
     assert.equal(stats.groupsWritten, segmentPuts);
     assert.ok(stats.maxRecordsPerGroup > 1);
+    // Released committers rejoin the very next group (no alternating halves).
+    assert.ok(stats.meanRecordsPerGroup > 48, `mean ${stats.meanRecordsPerGroup} records per group for 64 committers`);
     await log.close();
     const r = await readAll(mem);
     assertContiguous(r.entries, 1);
