@@ -277,6 +277,27 @@ describe('database: tables, point writes, flush, reopen', () => {
     await again.close();
   });
 
+  it('writers wait (never fail) while a flush falls behind, and go on when it completes', async () => {
+    const { Failpoints } = await import('../../src/store/failpoints.js');
+    const fp = new Failpoints();
+    const db = await open(new MemoryStore(), { memtableBytes: 2048, failpoints: fp });
+    const t = await db.createTable('t', schema, { primaryKey: 'package' });
+    fp.arm('flush.data.put.before', { type: 'hang' });
+    const tick = (ms: number): Promise<'waiting'> => new Promise((r) => setTimeout(() => r('waiting'), ms));
+    let held: Promise<unknown> | null = null;
+    let i = 0;
+    for (; i < 500 && !held; i++) {
+      const p = t.upsert(pkg(i));
+      if ((await Promise.race([p.then(() => 'done' as const), tick(300)])) === 'waiting') held = p;
+    }
+    assert.ok(held, 'no writer was ever held back although the flush hung');
+    assert.ok(fp.count('flush.data.put.before') >= 1, 'a background flush had started');
+    fp.disarm('flush.data.put.before');
+    await held;
+    assert.equal(await t.count(), i);
+    await db.close();
+  });
+
   it('works on a local directory', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'floe-db-'));
     try {
