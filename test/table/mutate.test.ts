@@ -161,6 +161,33 @@ describe('mutations: crash at every failpoint, then reopen', () => {
   });
 });
 
+describe('mutations: two processes recovering at once', () => {
+  for (const at of ['mutate.doc.create.after', 'mutate.doc.appended.after', 'mutate.publish.after']) {
+    it(`both drive the mutation left at ${at}; it is applied exactly once`, async () => {
+      const base = new MemoryStore();
+      await seed(base);
+      const want = await (async () => {
+        const s = await cloneStore(base);
+        const db = await open(s);
+        await (await db.table('t')).updateWhere({ n: 2n }, { v: 'upd' });
+        await db.close();
+        return visible(s);
+      })();
+      const a = await open(base, { logWriter: false });
+      const b = await open(base, { logWriter: false });
+      const fp = new Failpoints().arm(at, { type: 'crash' });
+      const crashed = await open(new FaultyStore(base, fp), { failpoints: fp, logWriter: false });
+      await assert.rejects((await crashed.table('t')).updateWhere({ n: 2n }, { v: 'upd' }), (e) => isFloeError(e, 'INJECTED_CRASH'));
+      const [ra, rb] = await Promise.all([a.recoverMutations(), b.recoverMutations()]);
+      assert.deepEqual([...ra.corrupt, ...rb.corrupt], []);
+      await a.close();
+      await b.close();
+      assert.equal(await visible(base), want);
+      assert.deepEqual((await listKeys(base, 'mutations/')).filter((k) => k.endsWith('.json')), []);
+    });
+  }
+});
+
 describe('mutations: corruption is detected, never applied', () => {
   async function intentOnly(): Promise<{ store: MemoryStore; before: string; id: string }> {
     const base = new MemoryStore();
