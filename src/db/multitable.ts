@@ -19,8 +19,8 @@
  *
  * Cost of a load into T tables (one data file each, ids already reserved):
  * 3 + 2T PUTs (intent, T data files, T manifests, catalog, history entry),
- * one DELETE and one catalog GET (manifests this process wrote are cached);
- * no LIST.
+ * one DELETE, one HEAD (the intent is still ours) and one catalog GET
+ * (manifests this process wrote are cached); no LIST.
  */
 import type * as arrow from 'apache-arrow';
 import { FloeError } from '../errors.js';
@@ -94,6 +94,13 @@ export async function commitTables(db: DbInternals, writer: WriterKind, plans: r
         await db.store.putIfAbsent(t.planned.manifest, encodeManifest(next));
         db.cacheManifest(t.planned.manifest, next);
         await db.failpoints.hit('multitable.stage.after', { key: t.planned.manifest, table: p.name });
+      }
+      // A recovery in another process may have rolled this commit back while
+      // it was staging (it cannot tell a slow writer from a dead one): then
+      // give up rather than publish a commit recorded as rolled back. (A
+      // recovery between this check and the CAS remains a narrow window.)
+      if ((await db.store.head(ikey)) === null) {
+        throw new FloeError('CAS_CONFLICT', `${writer} ${intent.id}: its intent ${ikey} was removed by a recovery in another process; nothing was published, retry`, { key: ikey });
       }
       const st = await db.casCatalog(async (c) => {
         published = null;

@@ -282,6 +282,33 @@ describe('recovery: concurrent recoverers, impossible states', () => {
     await db.close();
   });
 
+  it('a recovery in another process rolling back a slow commit: the writer then gets CAS_CONFLICT and publishes nothing', async () => {
+    const inner = new MemoryStore();
+    await setup(inner);
+    const before = await stateOf(inner);
+    const f = new Failpoints();
+    const slow = await open(inner, { logWriter: false, failpoints: f });
+    f.arm('multitable.stage.after', { type: 'hang' }, { match: (c) => c.table === 'a' });
+    const settled = load2(slow).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    while (f.count('multitable.stage.after') < 1) await new Promise((r) => setImmediate(r));
+    // Another "process": its own store object on the same data.
+    const other = await open(new FaultyStore(inner, new Failpoints()), { logWriter: false });
+    assert.deepEqual((await other.recover()).map((r) => r.decision), []); // open already rolled it back
+    assert.deepEqual(await historyKeys(inner, '_recovery/'), []);
+    f.disarm();
+    const err = await settled;
+    assert.ok(isFloeError(err, 'CAS_CONFLICT'), String(err));
+    assert.equal(await stateOf(inner), before);
+    const audits = (await historyKeys(inner, '_history/')).filter((x) => x.includes('.r-'));
+    assert.equal(audits.length, 1);
+    assert.ok(audits[0]!.endsWith('.r-roll-back.json'));
+    await other.close();
+    await slow.close();
+  });
+
   it('an intent in an impossible state stops a read-write open with RECOVERY_REQUIRED naming the table; read-only opens report it', async () => {
     const inner = new MemoryStore();
     await setup(inner);
