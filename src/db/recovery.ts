@@ -16,10 +16,11 @@
  *
  * Intents of commits still running in this process are skipped. Intents of
  * commits running in OTHER processes are indistinguishable from a dead
- * writer's; `minAgeMs` skips intents younger than that (open uses 0: a
- * read-write open assumes no other process is mid-way through a multi-table
- * commit, or accepts rolling it back — the catalog stays consistent either
- * way, since the writer's own CAS checks its expected manifests).
+ * writer's; `minAgeMs` skips intents younger than that (open uses 0). If a
+ * recovery rolls back another process's commit that is still staging, that
+ * writer finds its intent gone just before its CAS and fails CAS_CONFLICT;
+ * only a recovery landing between that check and the CAS could leave a
+ * published commit audited as rolled back (readers still see it whole).
  */
 import { decodeTime } from 'ulid';
 import { FloeError, isFloeError } from '../errors.js';
