@@ -44,7 +44,16 @@
  *
  * Semantics under concurrency: the effect is evaluated on the intent's
  * snapshot; rows another commit masked meanwhile are skipped (first
- * committer wins per row), reported as `skipped`.
+ * committer wins per row), reported as `skipped`. Mutations on disjoint
+ * rows, or idempotent ones (same delete, same constant `set`), therefore
+ * serialize; two overlapping mutations that do not commute (a delete racing
+ * an update of the same rows) are not serializable: the update's new images
+ * survive the delete that was resolved before them.
+ *
+ * Errors: bad input fails before anything is written. Once the intent is
+ * durable, a later failure (CAS_CONFLICT after the publish budget and
+ * PUBLISH_ATTEMPTS backoffs, storage errors) leaves the mutation pending:
+ * the next `db.recover()` / read-write open finishes it.
  */
 import * as arrow from 'apache-arrow';
 import { decodeTime, isValid, ulid } from 'ulid';
@@ -277,7 +286,7 @@ export async function drive(host: TableHost, ms: MutationStore, id: string, matc
           await cas(advance(doc, 'appended', { file }), 'appended');
         }
       }
-      const r = await publishEffect(host, doc, images?.src ?? null);
+      const r = await publishWithBackoff(host, doc, images?.src ?? null);
       await fp.hit('mutate.publish.after', { key: id });
       await cas(advance(doc, 'complete', { applied: r.applied, skipped: r.skipped }), 'complete');
       await fp.hit('mutate.collect.before', { key: id });
@@ -315,6 +324,26 @@ async function buildFile(
   const dryStore = { put: async (): Promise<{ etag: string }> => ({ etag: '' }) } as unknown as ObjectStore;
   const entry = await writeDataFile({ ...ctx, store: dryStore, newId: () => doc.fileId! }, doc.tableId, schema, schemaVersion, pk, rows, ids, seqs, 'mutate.replay');
   return { ...entry, size: bytes.length, contentHash: await blake3Hex(bytes) };
+}
+
+/**
+ * The catalog CAS retries within its own budget; when a heavily contended
+ * table exhausts it, back off (bounded exponential, jittered) and run the
+ * whole tombstone phase again — every attempt re-resolves the targets in
+ * the newest layout. After the last attempt CAS_CONFLICT reaches the
+ * caller; the intent stays durable and recovery finishes it later.
+ */
+export const PUBLISH_ATTEMPTS = 5;
+async function publishWithBackoff(host: TableHost, doc: MutationDoc, src: BigInt64Array | null): Promise<{ applied: number; skipped: number; version: number }> {
+  for (let i = 0; ; i++) {
+    try {
+      return await publishEffect(host, doc, src);
+    } catch (err) {
+      if (!isFloeError(err, 'CAS_CONFLICT') || i + 1 >= PUBLISH_ATTEMPTS) throw err;
+      const ms = Math.min(2000, 20 * 2 ** i) * (0.5 + Math.random());
+      await new Promise((r) => setTimeout(r, ms));
+    }
+  }
 }
 
 class AlreadyPublished extends Error {}
