@@ -328,7 +328,8 @@ class GroupCommitLog implements LogWriter {
   #turn = false;
   #idle: Array<() => void> = [];
   #truncation: Promise<void> = Promise.resolve();
-  readonly #warm: Map<number, Uint8Array>;
+  /** Segment bodies read during recovery, handed to the first replay (then dropped). */
+  #warm: Map<number, Uint8Array>;
   #lostError: LogAppendError | null = null;
   #segmentsWritten = 1; // the fence
   #groupsWritten = 0;
@@ -809,7 +810,9 @@ class GroupCommitLog implements LogWriter {
       });
     }
     const { prefix, readConcurrency } = this.#cfg;
-    return { [Symbol.asyncIterator]: () => replayChain(this.#store, prefix, chain, fromLsn, this.#warm, readConcurrency) };
+    const warm = this.#warm;
+    this.#warm = new Map();
+    return { [Symbol.asyncIterator]: () => replayChain(this.#store, prefix, chain, fromLsn, warm, readConcurrency) };
   }
 
   truncateThrough(lsn: number): Promise<void> {
