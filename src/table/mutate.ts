@@ -74,6 +74,7 @@ import { bindPredicate } from './predicate.js';
 import { scanView, SYSTEM_COLUMNS } from './read.js';
 import type { TableHost } from './table.js';
 import type { FileCache } from './files.js';
+import type { TableView } from './view.js';
 import { writeBitmap, writeDataFile } from './write.js';
 
 export interface MutateOptions {
@@ -107,28 +108,41 @@ async function resolveTargets(
   where: PredicateInput,
   columns: readonly string[],
   options: MutateOptions,
-): Promise<{ seq: number; manifest: Manifest; rows: Row[] }> {
+  validate: (rows: Row[], view: TableView) => Promise<void> = async () => undefined,
+): Promise<{ seq: number; manifest: Manifest; rows: Row[]; view: TableView }> {
   const cap = options.maxTargets ?? DEFAULT_MAX_TARGETS;
   if (!Number.isSafeInteger(cap) || cap < 0) throw new FloeError('INVALID_ARGUMENT', 'maxTargets must be a non-negative integer');
-  const seq = await host.prepareAppend(tableId);
-  const view = await host.view(name);
-  bindPredicate(where, view.schema); // unknown columns / type mismatches, before anything is written
-  const rows: Row[] = [];
-  for await (const b of scanView(view, { where, columns: ['_id', ...columns] })) {
-    for (const r of recordBatchToRows(b)) {
-      rows.push(r);
-      if (rows.length > cap) {
-        throw new FloeError(
-          'LIMIT_EXCEEDED',
-          `mutation of "${name}" matches more than maxTargets=${cap} rows; raise maxTargets, or rewrite the table (scan + append into a new table) for changes this large`,
-        );
+  const collect = async (view: TableView): Promise<Row[]> => {
+    const rows: Row[] = [];
+    for await (const b of scanView(view, { where, columns: ['_id', ...columns] })) {
+      for (const r of recordBatchToRows(b)) {
+        rows.push(r);
+        if (rows.length > cap) {
+          throw new FloeError(
+            'LIMIT_EXCEEDED',
+            `mutation of "${name}" matches more than maxTargets=${cap} rows; raise maxTargets, or rewrite the table (scan + append into a new table) for changes this large`,
+          );
+        }
       }
     }
+    return rows;
+  };
+  // Unknown columns / type mismatches fail before anything (even the memtable flush) is written.
+  const first = await host.view(name);
+  bindPredicate(where, first.schema);
+  if (first.mem.some((m) => m.size > 0)) {
+    // The flush below writes a data file: check the mutation against the
+    // unflushed view first, so bad input still writes nothing.
+    await validate(await collect(first), first);
   }
+  const seq = await host.prepareAppend(tableId);
+  const view = await host.view(name);
   if (view.mem.some((m) => m.size > 0)) {
     throw new FloeError('INVARIANT_VIOLATION', `mutation of "${name}": the memtable still holds rows after the flush`);
   }
-  return { seq, manifest: view.manifest, rows };
+  const rows = await collect(view);
+  await validate(rows, view);
+  return { seq, manifest: view.manifest, rows, view };
 }
 
 function baseDoc(kind: 'delete' | 'update', name: string, tableId: string, now: number, manifest: Manifest, seq: number, targets: bigint[]): MutationDoc {
@@ -195,17 +209,18 @@ export async function updateWhere(
   }
   bindPredicate(where, schema);
   const userCols = schema.columns.map((c) => c.name);
-  const { seq, manifest, rows } = await resolveTargets(host, name, tableId, where, userCols, options);
-  if (rows.length === 0) return { id: '', matched: 0, applied: 0, skipped: 0, version: manifest.version };
-  const pk = manifest.primaryKey;
-  let images = rows.map((r) => {
-    const img: Row = {};
-    for (const c of userCols) img[c] = c in coerced ? coerced[c] : r[c];
-    return { src: r._id as bigint, row: img };
-  });
-  const valid = validateRows(schema, images.map((x) => x.row), { primaryKey: pk ?? undefined });
-  images = images.map((x, i) => ({ src: x.src, row: valid[i]! }));
-  if (pk) {
+  type Image = { src: bigint; row: Row };
+  /** New row images of `rows`, validated; throws on bad values or primary-key collisions. */
+  const imagesOf = async (rows: Row[], view: TableView): Promise<Image[]> => {
+    const pk = view.primaryKey;
+    let images: Image[] = rows.map((r) => {
+      const img: Row = {};
+      for (const c of userCols) img[c] = c in coerced ? coerced[c] : r[c];
+      return { src: r._id as bigint, row: img };
+    });
+    const valid = validateRows(schema, images.map((x) => x.row), { primaryKey: pk ?? undefined });
+    images = images.map((x, i) => ({ src: x.src, row: valid[i]! }));
+    if (!pk) return images;
     const keyed = images.map((x) => ({ ...x, k: keyOf(x.row, pk) }));
     if (setCols.some((c) => pk.includes(c))) {
       const seen = new Set<string>();
@@ -214,7 +229,6 @@ export async function updateWhere(
         seen.add(x.k);
       }
       const targets = new Set(images.map((x) => x.src));
-      const view = await host.view(name);
       for await (const b of scanView(view, { columns: ['_id', ...pk] })) {
         for (const r of recordBatchToRows(b)) {
           if (!targets.has(r._id as bigint) && seen.has(keyOf(r, pk))) {
@@ -224,8 +238,13 @@ export async function updateWhere(
       }
     }
     keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-    images = keyed.map((x) => ({ src: x.src, row: x.row }));
-  }
+    return keyed.map((x) => ({ src: x.src, row: x.row }));
+  };
+  let images: Image[] = [];
+  const { seq, manifest, rows } = await resolveTargets(host, name, tableId, where, userCols, options, async (rs, view) => {
+    images = await imagesOf(rs, view);
+  });
+  if (rows.length === 0) return { id: '', matched: 0, applied: 0, skipped: 0, version: manifest.version };
   const now = Date.now();
   const doc0 = baseDoc('update', name, tableId, now, manifest, seq, images.map((x) => x.src));
   const firstId = await host.reserveIds(images.length);
