@@ -854,6 +854,21 @@ export class Database {
     };
   }
 
+  /** A view of one published manifest with no memtable: a historical snapshot. */
+  #historicalView(name: string, key: string, m: Manifest): TableView {
+    return {
+      store: this.store,
+      files: this.#files,
+      name,
+      manifest: m,
+      manifestKey: key,
+      schema: schemaOf(m),
+      primaryKey: m.primaryKey,
+      mem: [],
+      seq: 0,
+    };
+  }
+
   async #history(name: string, limit: number): Promise<Manifest[]> {
     const e = this.#catalog.catalog.tables[name];
     if (!e) throw new FloeError('NOT_FOUND', `no table "${name}"`);
@@ -891,17 +906,7 @@ export class Database {
           m = await this.#manifest(key);
         }
         if (m.version !== version || !key) throw new FloeError('NOT_FOUND', `table "${name}" version ${version} is no longer retained`);
-        return {
-          store: this.store,
-          files: this.#files,
-          name,
-          manifest: m,
-          manifestKey: key,
-          schema: schemaOf(m),
-          primaryKey: m.primaryKey,
-          mem: [],
-          seq: 0,
-        };
+        return this.#historicalView(name, key, m);
       },
       history: (name, limit) => this.#history(name, limit),
       commitWrites: (writes) => this.#commitWrites(writes),
@@ -965,20 +970,7 @@ export class Database {
       manifest: (key) => this.#manifest(key),
       putManifest: (m, op) => this.#putManifest(m, op),
       view: (name, withMem) => this.#viewOf(name, withMem),
-      viewOfManifest: async (name, key) => {
-        const m = await this.#manifest(key);
-        return {
-          store: this.store,
-          files: this.#files,
-          name,
-          manifest: m,
-          manifestKey: key,
-          schema: schemaOf(m),
-          primaryKey: m.primaryKey,
-          mem: [],
-          seq: 0,
-        };
-      },
+      viewOfManifest: async (name, key) => this.#historicalView(name, key, await this.#manifest(key)),
       flush: () => (this.#log && !this.readOnly ? this.flush() : Promise.resolve()),
       reserveIds: (n) => this.#reserveIds(n),
       cacheManifest: (key, m) => void this.#manifests.set(key, m),
