@@ -43,7 +43,7 @@ import type { AppendInput, ManifestEdit, TableHost } from '../table/table.js';
 import { Table } from '../table/table.js';
 import type { TableView } from '../table/view.js';
 import type { WriteContext } from '../table/write.js';
-import { makeProbe, planMasks, writeBitmap, writeDataFile } from '../table/write.js';
+import { makeProbe, supersede, writeDataFile } from '../table/write.js';
 import type { Catalog, CatalogState, RetryPolicy } from './catalog.js';
 import { DEFAULT_RETRY, createOrReadCatalog, readCatalog, updateCatalog } from './catalog.js';
 import type { GcResult } from './gc.js';
@@ -763,8 +763,7 @@ export class Database {
         const probe = view.primaryKey ? makeProbe(entries.map((e) => e.key)) : null;
         prepared.push({ name: f.name, id: f.id, file, probe });
       }
-      const memo = new Map<string, number[]>();
-      const bitmapMemo = new Map<string, DeletionRef>();
+      const memo = { positions: new Map<string, number[]>(), bitmaps: new Map<string, DeletionRef>() };
       await this.#withCatalog(() =>
         this.#casCatalog(async (cat) => {
           if (cat.writer !== this.#log!.generation) {
@@ -775,21 +774,11 @@ export class Database {
             const entry = cat.tables[p.name];
             if (!entry || entry.id !== p.id) continue; // dropped meanwhile
             const cur = await this.#manifest(entry.manifest);
-            const deletes = new Map<string, DeletionRef>();
-            if (p.probe && cur.primaryKey) {
-              const exclude = new Set(p.file ? [p.file.id] : []);
-              const masks = await planMasks(this.#files, cur, cur.primaryKey, p.probe, exclude, memo);
-              for (const [fileId, pos] of masks) {
-                const f = cur.files.find((x) => x.id === fileId)!;
-                const mk = `${fileId}|${f.deletes?.key ?? ''}`;
-                let ref = bitmapMemo.get(mk);
-                if (!ref) {
-                  ref = await writeBitmap(this.#writeCtx, p.id, f, pos, 'flush');
-                  bitmapMemo.set(mk, ref);
-                }
-                deletes.set(fileId, ref);
-              }
-            }
+            const exclude = new Set(p.file ? [p.file.id] : []);
+            const deletes =
+              p.probe && cur.primaryKey
+                ? await supersede(this.#writeCtx, p.id, cur, cur.primaryKey, p.probe, exclude, memo, 'flush')
+                : new Map<string, DeletionRef>();
             if (!p.file && deletes.size === 0) continue;
             const next = nextManifest(cur, entry.manifest, {
               operation: 'flush',

@@ -22,15 +22,14 @@
  * one DELETE, one HEAD (the intent is still ours) and one catalog GET
  * (manifests this process wrote are cached); no LIST.
  */
-import type * as arrow from 'apache-arrow';
 import { FloeError } from '../errors.js';
-import type { Row } from '../format/logrecord.js';
-import { keyOf, recordBatchToRows, schemaFromJson, validateRows } from '../format/schema.js';
-import type { DataFileEntry, DeletionRef, Manifest } from '../table/manifest.js';
+import { schemaFromJson } from '../format/schema.js';
+import type { DeletionRef, Manifest } from '../table/manifest.js';
 import { encodeManifest, manifestKey, nextManifest } from '../table/manifest.js';
-import type { AppendInput } from '../table/table.js';
-import { lastWins } from '../table/table.js';
-import { findKeyRows, makeProbe, planMasks, writeBitmap, writeDataFile } from '../table/write.js';
+import type { AppendInput, AppendOptions } from '../table/table.js';
+import { appendLimits, inputRows } from '../table/table.js';
+import type { StageLimits } from '../table/write.js';
+import { stageFiles, supersede } from '../table/write.js';
 import type { Catalog, CatalogTable } from './catalog.js';
 import type { DbInternals } from './database.js';
 import { commitKey, putEntryOnce } from './history.js';
@@ -148,16 +147,13 @@ async function abandon(db: DbInternals, ikey: string, cause: FloeError): Promise
   }
 }
 
-export interface LoadOptions {
-  /** Rows per data file (default 1,000,000). */
-  readonly rowsPerFile?: number;
-}
+/** Chunking of each table's input, as for `append` (rows and bytes per data file). */
+export type LoadOptions = AppendOptions;
 
 /** Atomic bulk load into several tables: all tables' rows become visible at once, or none. */
 export async function load(db: DbInternals, inputs: Readonly<Record<string, AppendInput>>, options: LoadOptions = {}): Promise<CommitResult> {
   if (inputs === null || typeof inputs !== 'object') throw new FloeError('INVALID_ARGUMENT', 'load: pass an object mapping table names to rows');
-  const rowsPerFile = options.rowsPerFile ?? 1_000_000;
-  if (!Number.isInteger(rowsPerFile) || rowsPerFile < 1) throw new FloeError('INVALID_ARGUMENT', 'load: rowsPerFile must be a positive integer');
+  const limits = appendLimits(options);
   const names = Object.keys(inputs);
   // Order the load after this process's acknowledged point writes, then commit against a fresh catalog.
   await db.flush();
@@ -167,91 +163,29 @@ export async function load(db: DbInternals, inputs: Readonly<Record<string, Appe
     names.map((name) => ({
       name,
       action: 'update' as const,
-      stage: (cur, entry, cat) => stageRows(db, name, entry, cur, cat, inputs[name]!, rowsPerFile),
+      stage: (cur, entry, cat) => stageRows(db, name, entry, cur, cat, inputs[name]!, limits),
     })),
   );
 }
 
 /** Write `input` as data files of one table and build its next manifest (nothing published). */
-async function stageRows(db: DbInternals, name: string, entry: CatalogTable, cur: Manifest, cat: Catalog, input: AppendInput, rowsPerFile: number): Promise<Manifest> {
+async function stageRows(db: DbInternals, name: string, entry: CatalogTable, cur: Manifest, cat: Catalog, input: AppendInput, limits: StageLimits): Promise<Manifest> {
   const ctx = db.writeCtx;
-  const schema = schemaFromJson(cur.schema);
   const pk = cur.primaryKey;
-  const seq = BigInt(cat.checkpointLsn);
-  const added: DataFileEntry[] = [];
-  const selfMasks = new Map<string, number[]>();
-  const allKeys = new Set<string>();
-  let buf: Row[] = [];
-  let rowBase = 0;
-  const writeChunk = async (): Promise<void> => {
-    if (buf.length === 0) return;
-    let valid: Row[];
-    try {
-      valid = validateRows(schema, buf, { primaryKey: pk ?? undefined });
-    } catch (err) {
-      if (err instanceof FloeError) throw new FloeError(err.code, `load into "${name}": ${err.message} (row indexes relative to input row ${rowBase})`, { cause: err });
-      throw err;
-    }
-    rowBase += buf.length;
-    buf = [];
-    if (pk) {
-      valid = lastWins(valid, pk);
-      const keyed = valid.map((r) => ({ k: keyOf(r, pk), r }));
-      keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-      valid = keyed.map((x) => x.r);
-      const probe = makeProbe(keyed.map((x) => x.k))!;
-      for (const f of added) {
-        const pos = await findKeyRows(ctx.files, f, pk, probe);
-        if (pos.length) selfMasks.set(f.id, [...(selfMasks.get(f.id) ?? []), ...pos]);
-      }
-      for (const x of keyed) allKeys.add(x.k);
-    }
-    const first = await db.reserveIds(valid.length);
-    const ids = BigInt64Array.from(valid, (_, i) => first + BigInt(i));
-    const seqs = new BigInt64Array(valid.length).fill(seq);
-    added.push(await writeDataFile(ctx, entry.id, schema, cur.schemaVersion, pk, valid, ids, seqs, 'load'));
-  };
-  for await (const item of rowsOf(input, name)) {
-    if (Array.isArray(item)) buf.push(...item);
-    else buf.push(item);
-    if (buf.length >= rowsPerFile) await writeChunk();
-  }
-  await writeChunk();
-  const files: DataFileEntry[] = [];
-  for (const f of added) {
-    const pos = selfMasks.get(f.id);
-    files.push(pos ? { ...f, deletes: await writeBitmap(ctx, entry.id, f, pos, 'load') } : f);
-  }
-  const deletes = new Map<string, DeletionRef>();
-  const probe = pk ? makeProbe(allKeys) : null;
-  if (pk && probe) {
-    const masks = await planMasks(ctx.files, cur, pk, probe, new Set(added.map((f) => f.id)), new Map());
-    for (const [fileId, pos] of masks) {
-      const f = cur.files.find((x) => x.id === fileId)!;
-      deletes.set(fileId, await writeBitmap(ctx, entry.id, f, pos, 'load'));
-    }
-  }
-  return nextManifest(cur, entry.manifest, { operation: 'load', addFiles: files, deletes, now: db.now() });
-}
-
-function isBatch(x: unknown): x is arrow.RecordBatch {
-  return typeof x === 'object' && x !== null && 'numRows' in x && typeof (x as { getChild?: unknown }).getChild === 'function' && !('batches' in x);
-}
-
-/** Rows (or arrays of rows from record batches) of one load input. */
-async function* rowsOf(input: AppendInput, name: string): AsyncGenerator<Row | Row[]> {
-  if (typeof input !== 'object' || input === null) throw new FloeError('INVALID_ARGUMENT', `load into "${name}": input must be rows, an Arrow Table or RecordBatch, or an (async) iterable of them`);
-  if ('batches' in input && Array.isArray((input as arrow.Table).batches)) {
-    for (const b of (input as arrow.Table).batches) yield recordBatchToRows(b);
-    return;
-  }
-  if (isBatch(input)) {
-    yield recordBatchToRows(input);
-    return;
-  }
-  const it = Symbol.asyncIterator in input ? (input as AsyncIterable<Row | arrow.RecordBatch>) : Symbol.iterator in input ? (input as Iterable<Row | arrow.RecordBatch>) : null;
-  if (!it) throw new FloeError('INVALID_ARGUMENT', `load into "${name}": input must be rows, an Arrow Table or RecordBatch, or an (async) iterable of them`);
-  for await (const item of it) yield isBatch(item) ? recordBatchToRows(item) : item;
+  const staged = await stageFiles(
+    ctx,
+    { tableId: entry.id, schema: schemaFromJson(cur.schema), schemaVersion: cur.schemaVersion, primaryKey: pk },
+    inputRows(input),
+    BigInt(cat.checkpointLsn),
+    (n) => db.reserveIds(n),
+    limits,
+    'load',
+    (err, base) => (err instanceof FloeError ? new FloeError(err.code, `load into "${name}": ${err.message} (row indexes relative to input row ${base})`, { cause: err }) : err),
+  );
+  const memo = { positions: new Map<string, number[]>(), bitmaps: new Map<string, DeletionRef>() };
+  const exclude = new Set(staged.files.map((f) => f.id));
+  const deletes = pk && staged.probe ? await supersede(ctx, entry.id, cur, pk, staged.probe, exclude, memo, 'load') : new Map<string, DeletionRef>();
+  return nextManifest(cur, entry.manifest, { operation: 'load', addFiles: staged.files, deletes, now: db.now() });
 }
 
 /** Remove tables from the catalog through the intent protocol (their objects become GC garbage). */

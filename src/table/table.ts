@@ -15,15 +15,15 @@ import type * as arrow from 'apache-arrow';
 import { FloeError } from '../errors.js';
 import type { Row, TableWrite } from '../format/logrecord.js';
 import type { ColumnSpec, TableSchema } from '../format/schema.js';
-import { addColumn as addColumnToSchema, keyOf, recordBatchToRows, schemaToJson, validateRows } from '../format/schema.js';
+import { addColumn as addColumnToSchema, recordBatchToRows, schemaToJson, validateRows } from '../format/schema.js';
 import type { DeletionRef, Manifest } from './manifest.js';
 import { liveRows } from './manifest.js';
 import type { PredicateInput } from './predicate.js';
 import type { ScanOptions } from './read.js';
 import { countView, getByKey, scanView } from './read.js';
 import type { TableView } from './view.js';
-import type { KeyProbe, WriteContext } from './write.js';
-import { findKeyRows, makeProbe, planMasks, writeBitmap, writeDataFile } from './write.js';
+import type { WriteContext } from './write.js';
+import { lastWinsByKey, stageFiles, supersede } from './write.js';
 import type { CompactOptions, CompactResult } from './compact.js';
 import { compactTable } from './compact.js';
 import type { MutateOptions, MutationResult } from './mutate.js';
@@ -81,16 +81,13 @@ export interface AppendOptions {
   readonly bytesPerFile?: number;
 }
 
-/** Rough in-memory size of a row's values (strings and bytes dominate). */
-function approxRowBytes(row: Row): number {
-  let n = 16;
-  for (const v of Object.values(row)) {
-    if (typeof v === 'string') n += v.length + 8;
-    else if (v instanceof Uint8Array || v instanceof Float32Array) n += v.byteLength + 8;
-    else if (Array.isArray(v)) n += 16 * v.length + 8;
-    else n += 8;
-  }
-  return n;
+/** Validated chunk limits of an append or load. */
+export function appendLimits(options: AppendOptions): { rowsPerFile: number; bytesPerFile: number } {
+  const rowsPerFile = options.rowsPerFile ?? 1_000_000;
+  const bytesPerFile = options.bytesPerFile ?? 32 * 1024 * 1024;
+  if (!Number.isInteger(rowsPerFile) || rowsPerFile < 1) throw new FloeError('INVALID_ARGUMENT', 'rowsPerFile must be a positive integer');
+  if (!(bytesPerFile > 0)) throw new FloeError('INVALID_ARGUMENT', 'bytesPerFile must be positive');
+  return { rowsPerFile, bytesPerFile };
 }
 
 export interface TableStats {
@@ -225,91 +222,29 @@ export class Table extends ReadonlyTable {
    */
   async append(input: AppendInput, options: AppendOptions = {}): Promise<{ version: number; rows: number }> {
     this.#writable();
-    const rowsPerFile = options.rowsPerFile ?? 1_000_000;
-    const bytesPerFile = options.bytesPerFile ?? 32 * 1024 * 1024;
-    if (!(bytesPerFile > 0)) throw new FloeError('INVALID_ARGUMENT', 'bytesPerFile must be positive');
-    let bufBytes = 0;
-    if (!Number.isInteger(rowsPerFile) || rowsPerFile < 1) throw new FloeError('INVALID_ARGUMENT', 'rowsPerFile must be a positive integer');
+    const limits = appendLimits(options);
     const appendSeq = BigInt(await this.host.prepareAppend(this.tableId));
     const view = await this.host.view(this.name);
-    const { schema, primaryKey: pk } = view;
+    const pk = view.primaryKey;
     const ctx = this.host.writeCtx;
-    const added: import('./manifest.js').DataFileEntry[] = [];
-    const selfMasks = new Map<string, number[]>();
-    const allKeys = new Set<string>();
-    let total = 0;
-    let buf: Row[] = [];
-    let rowBase = 0;
-
-    const writeChunk = async (): Promise<void> => {
-      if (buf.length === 0) return;
-      let valid: Row[];
-      try {
-        valid = validateRows(schema, buf, { primaryKey: pk ?? undefined });
-      } catch (err) {
-        throw offsetRowError(err, rowBase);
-      }
-      rowBase += buf.length;
-      buf = [];
-      bufBytes = 0;
-      if (pk) {
-        valid = lastWins(valid, pk);
-        const keyed = valid.map((r) => ({ k: keyOf(r, pk as string[]), r }));
-        keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-        valid = keyed.map((x) => x.r);
-        const probe = makeProbe(keyed.map((x) => x.k))!;
-        for (const f of added) {
-          const pos = await findKeyRows(ctx.files, f, pk, probe);
-          if (pos.length) selfMasks.set(f.id, [...(selfMasks.get(f.id) ?? []), ...pos]);
-        }
-        for (const x of keyed) allKeys.add(x.k);
-      }
-      const first = await this.host.reserveIds(valid.length);
-      const ids = BigInt64Array.from(valid, (_, i) => first + BigInt(i));
-      const seqs = new BigInt64Array(valid.length).fill(appendSeq);
-      added.push(await writeDataFile(ctx, this.tableId, schema, view.manifest.schemaVersion, pk, valid, ids, seqs, 'append'));
-      total += valid.length;
-    };
-
-    for await (const item of iterateInput(input)) {
-      const rows = isRecordBatch(item) ? recordBatchToRows(item) : [item];
-      for (const r of rows) {
-        buf.push(r);
-        bufBytes += typeof r === 'object' && r !== null ? approxRowBytes(r) : 16;
-        if (buf.length >= rowsPerFile || bufBytes >= bytesPerFile) await writeChunk();
-      }
-    }
-    await writeChunk();
-    if (added.length === 0) return { version: view.manifest.version, rows: 0 };
-
-    // Bitmaps for rows of this append superseded by later rows of it.
-    const finalAdded = [] as import('./manifest.js').DataFileEntry[];
-    for (const f of added) {
-      const pos = selfMasks.get(f.id);
-      finalAdded.push(pos ? { ...f, deletes: await writeBitmap(ctx, this.tableId, f, pos, 'append') } : f);
-    }
-    const probe: KeyProbe | null = pk ? makeProbe(allKeys) : null;
-    const memo = new Map<string, number[]>();
-    const bitmapMemo = new Map<string, DeletionRef>();
-    const newIds = new Set(added.map((f) => f.id));
-    const m = await this.host.publish(this.name, 'append', async (cur) => {
-      const deletes = new Map<string, DeletionRef>();
-      if (pk && probe) {
-        const masks = await planMasks(ctx.files, cur, pk, probe, newIds, memo);
-        for (const [fileId, pos] of masks) {
-          const f = cur.files.find((x) => x.id === fileId)!;
-          const mk = `${fileId}|${f.deletes?.key ?? ''}`;
-          let ref = bitmapMemo.get(mk);
-          if (!ref) {
-            ref = await writeBitmap(ctx, this.tableId, f, pos, 'append');
-            bitmapMemo.set(mk, ref);
-          }
-          deletes.set(fileId, ref);
-        }
-      }
-      return { addFiles: finalAdded, deletes };
-    });
-    return { version: m.version, rows: total };
+    const staged = await stageFiles(
+      ctx,
+      { tableId: this.tableId, schema: view.schema, schemaVersion: view.manifest.schemaVersion, primaryKey: pk },
+      inputRows(input),
+      appendSeq,
+      (n) => this.host.reserveIds(n),
+      limits,
+      'append',
+      offsetRowError,
+    );
+    if (staged.files.length === 0) return { version: view.manifest.version, rows: 0 };
+    const memo = { positions: new Map<string, number[]>(), bitmaps: new Map<string, DeletionRef>() };
+    const newIds = new Set(staged.files.map((f) => f.id));
+    const m = await this.host.publish(this.name, 'append', async (cur) => ({
+      addFiles: staged.files,
+      deletes: pk && staged.probe ? await supersede(ctx, this.tableId, cur, pk, staged.probe, newIds, memo, 'append') : new Map(),
+    }));
+    return { version: m.version, rows: staged.rows };
   }
 
   /**
@@ -393,15 +328,7 @@ export class Table extends ReadonlyTable {
 }
 
 /** Keep the last row of each primary key, in first-appearance order of the survivors. */
-export function lastWins(rows: readonly Row[], pk: readonly string[]): Row[] {
-  const byKey = new Map<string, Row>();
-  for (const r of rows) {
-    const k = keyOf(r, pk);
-    byKey.delete(k);
-    byKey.set(k, r);
-  }
-  return byKey.size === rows.length ? (rows as Row[]) : [...byKey.values()];
-}
+export const lastWins = lastWinsByKey;
 
 /** Primary-key arguments (scalars for one-column keys, or objects) to validated key rows. */
 export function normalizeKeys(view: TableView, keys: readonly unknown[]): Row[] {
@@ -431,22 +358,22 @@ function isRecordBatch(x: unknown): x is arrow.RecordBatch {
   return typeof x === 'object' && x !== null && 'schema' in x && 'numRows' in x && typeof (x as { getChild?: unknown }).getChild === 'function' && !('batches' in x);
 }
 
-async function* iterateInput(input: AppendInput): AsyncGenerator<Row | arrow.RecordBatch> {
+/** The rows of an append/load input, streamed (record batches are split into rows). */
+export async function* inputRows(input: AppendInput): AsyncGenerator<Row> {
   if (typeof input === 'object' && input !== null && 'batches' in input && Array.isArray((input as arrow.Table).batches)) {
-    yield* (input as arrow.Table).batches;
+    for (const b of (input as arrow.Table).batches) yield* recordBatchToRows(b);
     return;
   }
   if (isRecordBatch(input)) {
-    yield input;
+    yield* recordBatchToRows(input);
     return;
   }
-  if (typeof input === 'object' && input !== null && Symbol.asyncIterator in input) {
-    yield* input as AsyncIterable<Row | arrow.RecordBatch>;
-    return;
+  let items: AsyncIterable<Row | arrow.RecordBatch> | Iterable<Row | arrow.RecordBatch> | null = null;
+  if (typeof input === 'object' && input !== null && Symbol.asyncIterator in input) items = input as AsyncIterable<Row | arrow.RecordBatch>;
+  else if (typeof input === 'object' && input !== null && Symbol.iterator in input) items = input as Iterable<Row | arrow.RecordBatch>;
+  if (!items) throw new FloeError('INVALID_ARGUMENT', 'append input must be rows, an Arrow Table or RecordBatch, or an (async) iterable of them');
+  for await (const item of items) {
+    if (isRecordBatch(item)) yield* recordBatchToRows(item);
+    else yield item;
   }
-  if (typeof input === 'object' && input !== null && Symbol.iterator in input) {
-    yield* input as Iterable<Row | arrow.RecordBatch>;
-    return;
-  }
-  throw new FloeError('INVALID_ARGUMENT', 'append input must be rows, an Arrow Table or RecordBatch, or an (async) iterable of them');
 }

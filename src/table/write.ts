@@ -20,7 +20,7 @@ import { blake3Hex } from '../format/checksum.js';
 import type { Row } from '../format/logrecord.js';
 import { encodeParquet } from '../format/parquet.js';
 import type { TableSchema } from '../format/schema.js';
-import { keyOf, recordBatchToRows, rowsToRecordBatch } from '../format/schema.js';
+import { keyOf, recordBatchToRows, rowsToRecordBatch, validateRows } from '../format/schema.js';
 import type { EncodedValue } from '../format/values.js';
 import { decodeValue, encodeValue } from '../format/values.js';
 import type { FailpointHook } from '../store/failpoints.js';
@@ -219,4 +219,150 @@ export async function planMasks(
     if (pos.length > 0) out.set(f.id, pos);
   }
   return out;
+}
+
+/**
+ * Bitmaps masking the rows of `manifest` superseded by `probe`'s keys: plan
+ * the positions (memoized per file across commit retries), write one new
+ * bitmap per touched file (memoized per base bitmap, so a retry against an
+ * unchanged file reuses its object). Returns fileId -> new bitmap ref.
+ */
+export async function supersede(
+  ctx: WriteContext,
+  tableId: string,
+  manifest: Manifest,
+  primaryKey: readonly string[],
+  probe: KeyProbe,
+  exclude: ReadonlySet<string>,
+  memo: { readonly positions: Map<string, number[]>; readonly bitmaps: Map<string, DeletionRef> },
+  failpointPrefix: string,
+): Promise<Map<string, DeletionRef>> {
+  const deletes = new Map<string, DeletionRef>();
+  const masks = await planMasks(ctx.files, manifest, primaryKey, probe, exclude, memo.positions);
+  for (const [fileId, pos] of masks) {
+    const f = manifest.files.find((x) => x.id === fileId)!;
+    const key = `${fileId}|${f.deletes?.key ?? ''}`;
+    let ref = memo.bitmaps.get(key);
+    if (!ref) {
+      ref = await writeBitmap(ctx, tableId, f, pos, failpointPrefix);
+      memo.bitmaps.set(key, ref);
+    }
+    deletes.set(fileId, ref);
+  }
+  return deletes;
+}
+
+export interface StageTarget {
+  readonly tableId: string;
+  readonly schema: TableSchema;
+  readonly schemaVersion: number;
+  readonly primaryKey: readonly string[] | null;
+}
+
+export interface StageLimits {
+  /** At most this many rows per data file. */
+  readonly rowsPerFile: number;
+  /** At most about this many bytes of row data per data file. */
+  readonly bytesPerFile: number;
+}
+
+export interface StagedFiles {
+  /** New data files, with bitmaps for rows superseded later in the same input. */
+  readonly files: DataFileEntry[];
+  /** Every key written (keyed tables), for masking older versions at commit. */
+  readonly probe: KeyProbe | null;
+  readonly rows: number;
+}
+
+/** Rough in-memory size of a row's values (strings and bytes dominate). */
+export function approxRowBytes(row: Row): number {
+  let n = 16;
+  for (const v of Object.values(row)) {
+    if (typeof v === 'string') n += v.length + 8;
+    else if (v instanceof Uint8Array || v instanceof Float32Array) n += v.byteLength + 8;
+    else if (Array.isArray(v)) n += 16 * v.length + 8;
+    else n += 8;
+  }
+  return n;
+}
+
+/**
+ * Stream rows into immutable data files of one table, chunk by chunk, in
+ * bounded memory: each chunk (≤ `rowsPerFile` rows and ≈`bytesPerFile`
+ * bytes) is validated, deduplicated by key (last wins), sorted by key, given
+ * `_id`s from `reserveIds` and `seq` as `_seq`, and written. Rows of earlier
+ * chunks superseded by later ones are masked. Nothing is published: a
+ * failure leaves only unreferenced files. `rowError` rewrites a validation
+ * error of the chunk starting at input row `base`.
+ */
+export async function stageFiles(
+  ctx: WriteContext,
+  target: StageTarget,
+  rows: AsyncIterable<Row>,
+  seq: bigint,
+  reserveIds: (n: number) => Promise<bigint>,
+  limits: StageLimits,
+  failpointPrefix: string,
+  rowError: (err: unknown, base: number) => unknown,
+): Promise<StagedFiles> {
+  const pk = target.primaryKey;
+  const added: DataFileEntry[] = [];
+  const selfMasks = new Map<string, number[]>();
+  const allKeys = new Set<string>();
+  let total = 0;
+  let buf: Row[] = [];
+  let bufBytes = 0;
+  let rowBase = 0;
+  const writeChunk = async (): Promise<void> => {
+    if (buf.length === 0) return;
+    let valid: Row[];
+    try {
+      valid = validateRows(target.schema, buf, { primaryKey: pk ?? undefined });
+    } catch (err) {
+      throw rowError(err, rowBase);
+    }
+    rowBase += buf.length;
+    buf = [];
+    bufBytes = 0;
+    if (pk) {
+      valid = lastWinsByKey(valid, pk);
+      const keyed = valid.map((r) => ({ k: keyOf(r, pk), r }));
+      keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+      valid = keyed.map((x) => x.r);
+      const probe = makeProbe(keyed.map((x) => x.k))!;
+      for (const f of added) {
+        const pos = await findKeyRows(ctx.files, f, pk, probe);
+        if (pos.length) selfMasks.set(f.id, [...(selfMasks.get(f.id) ?? []), ...pos]);
+      }
+      for (const x of keyed) allKeys.add(x.k);
+    }
+    const first = await reserveIds(valid.length);
+    const ids = BigInt64Array.from(valid, (_, i) => first + BigInt(i));
+    const seqs = new BigInt64Array(valid.length).fill(seq);
+    added.push(await writeDataFile(ctx, target.tableId, target.schema, target.schemaVersion, pk, valid, ids, seqs, failpointPrefix));
+    total += valid.length;
+  };
+  for await (const r of rows) {
+    buf.push(r);
+    bufBytes += typeof r === 'object' && r !== null ? approxRowBytes(r) : 16;
+    if (buf.length >= limits.rowsPerFile || bufBytes >= limits.bytesPerFile) await writeChunk();
+  }
+  await writeChunk();
+  const files: DataFileEntry[] = [];
+  for (const f of added) {
+    const pos = selfMasks.get(f.id);
+    files.push(pos ? { ...f, deletes: await writeBitmap(ctx, target.tableId, f, pos, failpointPrefix) } : f);
+  }
+  return { files, probe: pk ? makeProbe(allKeys) : null, rows: total };
+}
+
+/** Keep the last row of each primary key, in first-appearance order of the survivors. */
+export function lastWinsByKey(rows: readonly Row[], pk: readonly string[]): Row[] {
+  const byKey = new Map<string, Row>();
+  for (const r of rows) {
+    const k = keyOf(r, pk);
+    byKey.delete(k);
+    byKey.set(k, r);
+  }
+  return byKey.size === rows.length ? (rows as Row[]) : [...byKey.values()];
 }
