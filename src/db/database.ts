@@ -34,6 +34,7 @@ import { openLogWriter, readLog } from '../log/index.js';
 import type { FailpointHook } from '../store/failpoints.js';
 import { NO_FAILPOINTS } from '../store/failpoints.js';
 import type { ObjectStore } from '../store/types.js';
+import { CachedStore } from '../store/cache.js';
 import { openStore } from '../store/uri.js';
 import { FileCache } from '../table/files.js';
 import type { DataFileEntry, DeletionRef, Manifest } from '../table/manifest.js';
@@ -68,6 +69,8 @@ export interface OpenOptions {
   readonly logWriter?: boolean;
   /** Flush when memtables hold this many bytes (default 64 MiB). Writers wait at twice this. */
   readonly memtableBytes?: number;
+  /** Bytes of data-file ranges cached in memory (default 64 MiB; 0 disables). */
+  readonly cacheBytes?: number;
   /** Rows per Parquet row group (default 16,384). */
   readonly rowGroupRows?: number;
   /** How stale the in-memory catalog may get before a read re-reads it (default 1000 ms). */
@@ -245,7 +248,10 @@ export class Database {
     this.#memtableBytes = options.memtableBytes ?? 64 * 1024 * 1024;
     this.#catalogMaxAgeMs = options.catalogMaxAgeMs ?? 1000;
     this.#retention = checkRetention(options.logRetention);
-    this.#files = new FileCache(store);
+    // Data-file reads go through a read-through cache of immutable ranges,
+    // so repeated point reads and scans of hot files skip the store.
+    const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
+    this.#files = new FileCache(cacheBytes > 0 ? new CachedStore(store, { maxBytes: cacheBytes }) : store);
     this.#writeCtx = {
       store,
       files: this.#files,
