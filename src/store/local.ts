@@ -581,12 +581,18 @@ export class LocalStore implements ObjectStore {
       let published = false;
       try {
         const first: Generation = { gen: 1, nonce: randomHex() };
-        // false: the staging directory was collected as stale meanwhile.
-        if (!(await this.#writeNewFile(path.join(staging, genFileName(first)), bytes, key))) continue;
         if (loc.layout.leafName.startsWith(OBJ_LONG)) {
+          // false: the staging directory was collected as stale meanwhile.
+          if (!(await this.#writeNewFile(path.join(staging, genFileName(first)), bytes, key))) continue;
           if (!(await this.#writeNewFile(path.join(staging, NAME_RECORD), Buffer.from(loc.layout.leafSeg, 'utf8'), key))) continue;
+          await this.#syncDir(staging, key);
+        } else {
+          // The file's bytes and its entry in the staging directory must both
+          // be durable before the rename; the two fsyncs are independent, so
+          // they run at once (one journal commit can serve both). This is the
+          // log's hot path: one create per group commit.
+          if (!(await this.#writeNewFile(path.join(staging, genFileName(first)), bytes, key, undefined, () => this.#syncDir(staging, key)))) continue;
         }
-        await this.#syncDir(staging, key);
         const mv = await this.#try('publish object directory', loc.obj, key, () => fs.rename(staging, loc.obj), [
           'ENOTEMPTY',
           'EEXIST',
@@ -964,7 +970,18 @@ export class LocalStore implements ObjectStore {
    * Creates `file` (must not exist), writes `bytes`, fsyncs, closes. False
    * when its directory no longer exists (a retired incarnation was removed).
    */
-  async #writeNewFile(file: string, bytes: Uint8Array, key: string, shown: string = file): Promise<boolean> {
+  /**
+   * Create `file` (O_EXCL) with `bytes`, fsynced. `alongside`, when given, is
+   * awaited together with the file's fsync (e.g. the fsync of its directory).
+   * False when the directory vanished (ENOENT).
+   */
+  async #writeNewFile(
+    file: string,
+    bytes: Uint8Array,
+    key: string,
+    shown: string = file,
+    alongside?: (file: string) => Promise<void>,
+  ): Promise<boolean> {
     let fh: FileHandle;
     try {
       fh = await fs.open(file, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL, 0o644);
@@ -974,7 +991,10 @@ export class LocalStore implements ObjectStore {
     }
     try {
       if (bytes.length > 0) await fh.writeFile(bytes);
-      if (this.#fsync) await fh.sync();
+      if (this.#fsync) {
+        if (alongside) await Promise.all([fh.sync(), alongside(file)]);
+        else await fh.sync();
+      } else if (alongside) await alongside(file);
     } catch (err) {
       await closeAfterFailure(fh);
       await unlinkQuietly(file);
