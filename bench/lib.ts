@@ -11,7 +11,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { listKeys } from '../src/store/list.js';
+import { S3Store } from '../src/store/s3.js';
+import type { ObjectStore } from '../src/store/types.js';
 
 // ---- timing ----------------------------------------------------------------
 
@@ -255,4 +259,37 @@ export function writeReport(report: Report): { md: string; json: string } {
   fs.writeFileSync(md, `# ${report.title}\n\n${envMarkdown(env)}\n\n${report.markdown.trim()}\n`);
   fs.writeFileSync(json, JSON.stringify({ name: report.name, title: report.title, env, data: report.data }, null, 2) + '\n');
   return { md, json };
+}
+
+/**
+ * An S3 store under a fresh random prefix for one bench, after checking the
+ * server answers at all (so "no server" reads as such, not as an S3 error).
+ * `dispose` deletes everything the bench wrote and closes the client.
+ */
+export async function openBenchS3(endpoint: string, bench: string): Promise<{ store: ObjectStore; dispose: () => Promise<void> }> {
+  try {
+    await fetch(endpoint, { signal: AbortSignal.timeout(3000) });
+  } catch (err) {
+    throw new Error(`no S3 server answers at ${endpoint} (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  }
+  const store = await S3Store.open({
+    bucket: process.env.FLOE_S3_BUCKET ?? 'floe-test',
+    prefix: `bench/${bench}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/`,
+    endpoint,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    credentials: {
+      accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'floe',
+      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'floesecret',
+    },
+  });
+  return {
+    store,
+    dispose: async () => {
+      try {
+        for (const k of await listKeys(store, '')) await store.delete(k);
+      } finally {
+        await store.close();
+      }
+    },
+  };
 }

@@ -38,10 +38,9 @@ import { openLogWriter } from '../src/log/writer.js';
 import { listKeys } from '../src/store/list.js';
 import { LocalStore } from '../src/store/local.js';
 import { MetricsStore } from '../src/store/metrics.js';
-import { S3Store } from '../src/store/s3.js';
 import type { ObjectStore } from '../src/store/types.js';
 import type { Cell, FsyncRate, Summary } from './lib.js';
-import { envInfo, envInt, fmt, markdownTable, measureFsyncRate, nowMs, summarize, textTable, writeReport } from './lib.js';
+import { envInfo, envInt, openBenchS3, fmt, markdownTable, measureFsyncRate, nowMs, summarize, textTable, writeReport } from './lib.js';
 
 const LEVELS = [1, 4, 16, 64, 256];
 const RECORD_BYTES = 100;
@@ -142,29 +141,8 @@ async function levelSystem(dir: string): Promise<System> {
   };
 }
 
-async function openS3(endpoint: string): Promise<{ store: ObjectStore; dispose: () => Promise<void> }> {
-  try {
-    await fetch(endpoint, { signal: AbortSignal.timeout(3000) });
-  } catch (err) {
-    throw new Error(`no S3 server answers at ${endpoint} (${asError(err).message})`, { cause: err });
-  }
-  const store = await S3Store.open({
-    bucket: process.env.FLOE_S3_BUCKET ?? 'floe-test',
-    prefix: `bench/log-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/`,
-    endpoint,
-    region: process.env.AWS_REGION ?? 'us-east-1',
-    credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'floe', secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'floesecret' },
-  });
-  return {
-    store,
-    dispose: async () => {
-      try {
-        for (const k of await listKeys(store, '')) await store.delete(k);
-      } finally {
-        await store.close();
-      }
-    },
-  };
+function openS3(endpoint: string): Promise<{ store: ObjectStore; dispose: () => Promise<void> }> {
+  return openBenchS3(endpoint, 'log');
 }
 
 function verdict(ok: boolean): string {

@@ -21,10 +21,9 @@ import { asError } from '../src/errors.js';
 import { listKeys } from '../src/store/list.js';
 import { LocalStore } from '../src/store/local.js';
 import { MemoryStore } from '../src/store/memory.js';
-import { S3Store } from '../src/store/s3.js';
 import type { ObjectStore } from '../src/store/types.js';
 import type { Cell, FsyncRate, Summary } from './lib.js';
-import { envInfo, envInt, markdownTable, measureFsyncRate, summarize, textTable, timeEach, writeReport } from './lib.js';
+import { envInfo, envInt, markdownTable, openBenchS3, measureFsyncRate, summarize, textTable, timeEach, writeReport } from './lib.js';
 
 interface Backend {
   readonly name: string;
@@ -73,33 +72,7 @@ async function openLocal(): Promise<Backend> {
 }
 
 async function openS3(endpoint: string): Promise<Backend> {
-  // Reachability first, so "no server" reads as a skip, not as an S3 error.
-  try {
-    await fetch(endpoint, { signal: AbortSignal.timeout(3000) });
-  } catch (err) {
-    throw new Error(`no S3 server answers at ${endpoint} (${asError(err).message})`, { cause: err });
-  }
-  const store = await S3Store.open({
-    bucket: process.env.FLOE_S3_BUCKET ?? 'floe-test',
-    prefix: `bench/store-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/`,
-    endpoint,
-    region: process.env.AWS_REGION ?? 'us-east-1',
-    credentials: {
-      accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'floe',
-      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'floesecret',
-    },
-  });
-  return {
-    name: 's3',
-    store,
-    dispose: async () => {
-      try {
-        await emptyStore(store);
-      } finally {
-        await store.close();
-      }
-    },
-  };
+  return { name: 's3', ...(await openBenchS3(endpoint, 'store')) };
 }
 
 async function measure(b: Backend, sizeLabel: string, bytes: number, n: number): Promise<Row[]> {
