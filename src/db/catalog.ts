@@ -44,6 +44,26 @@ export interface Catalog {
    */
   readonly writer: number;
   readonly updatedAt: number;
+  /**
+   * The newest multi-table commits, oldest first (absent = none). Each is
+   * written by the very CAS that publishes its commit, so a commit and its
+   * history entry become durable together with no extra PUT; older entries
+   * are moved out to `_history/` batches in the background (db/history.ts).
+   */
+  readonly commits?: readonly CatalogCommit[];
+}
+
+/** A multi-table commit as recorded in the catalog (and later in a `_history/` batch). */
+export interface CatalogCommit {
+  /** The commit id: the ULID of its recovery intent. */
+  readonly id: string;
+  /** Writer kind (see intent.ts WRITER_KINDS). */
+  readonly writer: string;
+  readonly at: number;
+  /** Tables this commit changed. */
+  readonly changed: readonly string[];
+  /** The catalog's whole table map right after the commit. */
+  readonly tables: Readonly<Record<string, CatalogTable>>;
 }
 
 export interface CatalogState {

@@ -24,7 +24,7 @@
  * acknowledged before it opened (or last refreshed).
  */
 import { ulid } from 'ulid';
-import { FloeError, isFloeError } from '../errors.js';
+import { FloeError, asError, isFloeError } from '../errors.js';
 import type { Row, TableWrite } from '../format/logrecord.js';
 import { decodeLogRecord, encodeLogRecord } from '../format/logrecord.js';
 import type { SchemaInput, TableSchema } from '../format/schema.js';
@@ -195,6 +195,12 @@ export interface DbInternals {
   reserveIds(n: number): Promise<bigint>;
   /** Remember a manifest this process wrote under `key` (saves a GET later). */
   cacheManifest(key: string, m: Manifest): void;
+  /**
+   * Run `task` after the current operation, off its path (maintenance such
+   * as moving history out of the catalog). Tasks run one at a time; close()
+   * waits for them and reports the first failure.
+   */
+  background(what: string, task: () => Promise<unknown>): void;
 }
 
 interface TableMem {
@@ -226,6 +232,8 @@ export class Database {
   #catalogLock: Promise<unknown> = Promise.resolve();
   #flushing: Promise<void> | null = null;
   #backgroundError: unknown = null;
+  #maintenance: Promise<void> = Promise.resolve();
+  #maintenanceError: FloeError | null = null;
   #closed = false;
   readonly #host: TableHost;
   readonly #retention: LogRetention;
@@ -393,7 +401,7 @@ export class Database {
   /** Multi-table commits and recovery decisions, newest first. */
   async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
     if (this.#closed) throw new FloeError('CLOSED', 'history: the database is closed');
-    return listHistory(this.store, options.limit ?? 100);
+    return listHistory(this._internals, options.limit ?? 100);
   }
 
   /** A read-only snapshot of every table as of a multi-table commit (an id from `history()`). */
@@ -513,6 +521,7 @@ export class Database {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    await this.#maintenance;
     try {
       if (!this.readOnly && this.#log) {
         while (this.#flushing) await this.#flushing.catch(() => undefined);
@@ -524,6 +533,7 @@ export class Database {
       if (this.#ownsStore) await this.store.close();
     }
     this.#throwBackground();
+    if (this.#maintenanceError) throw this.#maintenanceError;
   }
 
   // ---------------------------------------------------------------- internals
@@ -969,6 +979,18 @@ export class Database {
       flush: () => (this.#log && !this.readOnly ? this.flush() : Promise.resolve()),
       reserveIds: (n) => this.#reserveIds(n),
       cacheManifest: (key, m) => void this.#manifests.set(key, m),
+      background: (what, task) => {
+        this.#maintenance = this.#maintenance.then(async () => {
+          if (this.#closed) return;
+          try {
+            await task();
+            this.#maintenanceError = null; // a later run made up for an earlier failure
+          } catch (err) {
+            // Kept for close(), which reports it; the task is retried when next due.
+            this.#maintenanceError = new FloeError(isFloeError(err) ? err.code : 'STORAGE_UNAVAILABLE', `background ${what} failed: ${asError(err).message}`, { cause: err });
+          }
+        });
+      },
     };
   }
 }

@@ -8,9 +8,9 @@
  *   2. per table, its new objects (data files, bitmaps) and then its planned
  *      manifest (create-only) are staged; nothing is visible yet;
  *   3. ONE catalog CAS moves every table from expected to planned — readers
- *      switch all tables at once, this is the commit point;
- *   4. `_history/<id>.json` records the catalog's table map after the commit;
- *   5. the intent is deleted.
+ *      switch all tables at once, this is the commit point — and appends
+ *      the commit's history entry to the catalog's ring (history.ts);
+ *   4. the intent is deleted.
  * A crash before 3 leaves an intent that recovery rolls forward (all staged)
  * or back (not all staged); a crash after 3 leaves one that recovery records
  * as already published. A lost race (another commit moved one of our tables
@@ -18,9 +18,11 @@
  * visible; the intent is removed and the staged objects are GC garbage.
  *
  * Cost of a load into T tables (one data file each, ids already reserved):
- * 3 + 2T PUTs (intent, T data files, T manifests, catalog, history entry),
- * one DELETE, one HEAD (the intent is still ours) and one catalog GET
- * (manifests this process wrote are cached); no LIST.
+ * 2 + 2T PUTs (intent, T data files, T manifests, catalog), one DELETE, one
+ * HEAD (the intent is still ours) and one catalog GET (manifests this
+ * process wrote are cached); no LIST. Every ~16 commits a background task
+ * moves old history entries out of the catalog (one PUT and one catalog
+ * CAS, off the commit path).
  */
 import { FloeError } from '../errors.js';
 import { schemaFromJson } from '../format/schema.js';
@@ -32,7 +34,7 @@ import type { StageLimits } from '../table/write.js';
 import { stageFiles, supersede } from '../table/write.js';
 import type { Catalog, CatalogTable } from './catalog.js';
 import type { DbInternals } from './database.js';
-import { commitKey, putEntryOnce } from './history.js';
+import { spillDue, spillHistory, withCommit } from './history.js';
 import type { Intent, IntentTable, WriterKind } from './intent.js';
 import { INTENT_FORMAT, applyIntent, atExpected, atPlanned, encodeIntent, intentKey } from './intent.js';
 import { markActive } from './recovery.js';
@@ -79,7 +81,6 @@ export async function commitTables(db: DbInternals, writer: WriterKind, plans: r
   try {
     await db.store.putIfAbsent(ikey, encodeIntent(intent));
     await db.failpoints.hit('multitable.intent.after', { key: ikey });
-    let published: Record<string, CatalogTable> | null = null;
     try {
       for (let i = 0; i < plans.length; i++) {
         const p = plans[i]!;
@@ -102,31 +103,21 @@ export async function commitTables(db: DbInternals, writer: WriterKind, plans: r
         throw new FloeError('CAS_CONFLICT', `${writer} ${intent.id}: its intent ${ikey} was removed by a recovery in another process; nothing was published, retry`, { key: ikey });
       }
       const st = await db.casCatalog(async (c) => {
-        published = null;
         if (atPlanned(c.tables, intent)) return null; // a recovery elsewhere already published it
         if (!atExpected(c.tables, intent)) {
           const moved = tables.filter((t) => c.tables[t.name]?.manifest !== t.expected?.manifest).map((t) => t.name);
           throw new FloeError('CAS_CONFLICT', `${writer} ${intent.id}: tables ${moved.join(', ')} changed since this commit began; nothing was published, retry`, { key: ikey });
         }
-        published = applyIntent(c.tables, intent);
-        return { ...c, tables: published, updatedAt: db.now() };
+        const published = applyIntent(c.tables, intent);
+        const entry = { id: intent.id, writer, at: db.now(), changed: tables.map((t) => t.name), tables: published };
+        return { ...c, tables: published, commits: withCommit(c.commits, entry), updatedAt: db.now() };
       });
-      published ??= { ...st.catalog.tables };
+      if (spillDue(st.catalog)) db.background('history spill', () => spillHistory(db));
     } catch (err) {
       if (err instanceof FloeError && ABANDON.has(err.code)) await abandon(db, ikey, err);
       throw err;
     }
     await db.failpoints.hit('multitable.cas.after', { key: ikey });
-    await putEntryOnce(db.store, commitKey(intent.id), {
-      format: 1,
-      kind: 'commit',
-      id: intent.id,
-      writer,
-      at: db.now(),
-      changed: tables.map((t) => t.name),
-      tables: published,
-    });
-    await db.failpoints.hit('multitable.history.after', { key: commitKey(intent.id) });
     await db.store.delete(ikey);
     await db.failpoints.hit('multitable.intent.delete.after', { key: ikey });
   } finally {

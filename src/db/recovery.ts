@@ -4,7 +4,8 @@
  * For each intent, oldest first: observe every table (catalog entry now,
  * whether the planned manifest exists and whether it was ever published),
  * classify and decide with the pure functions of intent.ts, then act:
- * roll forward (one catalog CAS publishing every staged manifest), record an
+ * roll forward (one catalog CAS publishing every staged manifest and
+ * recording the commit in the catalog's history ring), finish an
  * already-published commit, roll back (leave the catalog; staged objects are
  * GC garbage), or stop with RECOVERY_REQUIRED naming the tables.
  *
@@ -28,7 +29,7 @@ import { listAll } from '../store/list.js';
 import type { ObjectStore } from '../store/types.js';
 import type { CatalogTable } from './catalog.js';
 import type { DbInternals } from './database.js';
-import { commitKey, putEntryOnce, recoveryKey } from './history.js';
+import { commitKey, putEntryOnce, recoveryKey, spillDue, spillHistory, withCommit } from './history.js';
 import type { Classification, Decision, Intent, Observation, RecoveryMode } from './intent.js';
 import { RECOVERY_MODES, RECOVERY_PREFIX, applyIntent, atExpected, atPlanned, blockingTables, classifyTable, decide, decodeIntent } from './intent.js';
 
@@ -254,28 +255,29 @@ async function recoverOne(db: DbInternals, key: string, id: string, mode: Recove
         await finish(db, key);
         return r;
       case 'already-published':
-        await recordCommit(db, intent, applyIntent(cat.tables, intent));
+        // Its publishing CAS put the history entry in the catalog's ring; a
+        // commit published by an older floe (no ring) is recorded here.
+        if (!(cat.commits ?? []).some((c) => c.id === intent.id)) await recordCommit(db, intent, applyIntent(cat.tables, intent));
         await audit(db, intent, intent.id, mode, classes, 'already-published');
         await finish(db, key);
         return r;
       case 'roll-forward': {
         const plan = intent;
-        let published: Readonly<Record<string, CatalogTable>> | null = null;
         try {
+          // Publish and record in one CAS, as the writer would have.
           const st = await db.casCatalog(async (c) => {
-            published = null;
             if (atPlanned(c.tables, plan)) return null;
             if (!atExpected(c.tables, plan)) throw new FloeError('CAS_CONFLICT', MOVED);
-            published = applyIntent(c.tables, plan);
-            return { ...c, tables: published, updatedAt: db.now() };
+            const tables = applyIntent(c.tables, plan);
+            const entry = { id: plan.id, writer: plan.writer, at: db.now(), changed: plan.tables.map((t) => t.name), tables };
+            return { ...c, tables, commits: withCommit(c.commits, entry), updatedAt: db.now() };
           });
-          published ??= st.catalog.tables;
+          if (spillDue(st.catalog)) db.background('history spill', () => spillHistory(db));
         } catch (err) {
           if (isFloeError(err, 'CAS_CONFLICT') && err.message === MOVED && round < 8) continue; // re-classify against the new catalog
           throw err;
         }
         await db.failpoints.hit('recovery.cas.after', { key });
-        await recordCommit(db, intent, published);
         await audit(db, intent, intent.id, mode, classes, 'roll-forward');
         await finish(db, key);
         return r;
