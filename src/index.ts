@@ -22,3 +22,7 @@ export { replica, Replica, inProcessSource, storeSource, httpSource } from './re
 export type { LogSource, ReplicaOptions, ReplicaStats } from './replica/index.js';
 export { createServer } from './server/index.js';
 export type { FloeServer, ServerOptions } from './server/index.js';
+export type { CommitResult, CompactTablesResult, LoadOptions, TableAlteration } from './db/multitable.js';
+export type { CommitEntry, HistoryEntry, RecoveryEntry, Snapshot } from './db/history.js';
+export type { CompactOptions, CompactResult } from './table/compact.js';
+export type { ColumnSpecInput } from './format/schema.js';

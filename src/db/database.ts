@@ -50,8 +50,9 @@ import { DEFAULT_RETRY, createOrReadCatalog, readCatalog, updateCatalog } from '
 import type { GcResult } from './gc.js';
 import type { HistoryEntry, Snapshot } from './history.js';
 import { checkoutCommit, listHistory } from './history.js';
-import type { CommitResult, LoadOptions } from './multitable.js';
-import { dropTables, load as loadTables } from './multitable.js';
+import type { CommitResult, CompactTablesResult, LoadOptions, TableAlteration } from './multitable.js';
+import { alterTables as alterTablesImpl, compactTables as compactTablesImpl, dropTables, load as loadTables } from './multitable.js';
+import type { CompactOptions } from '../table/compact.js';
 import type { IntentReport, RecoverOptions } from './recovery.js';
 import { pendingRecovery, recover as recoverIntents } from './recovery.js';
 import { collectGarbage } from './gc.js';
@@ -396,6 +397,21 @@ export class Database {
   async load(inputs: Readonly<Record<string, AppendInput>>, options: LoadOptions = {}): Promise<CommitResult> {
     this.#writable('load');
     return loadTables(this._internals, inputs, options);
+  }
+
+  /**
+   * Schema changes of several tables in one atomic commit, e.g.
+   * `alterTables({ a: { addColumns: [{ name: 'c', type: 'utf8' }] } })`.
+   */
+  async alterTables(changes: Readonly<Record<string, TableAlteration>>): Promise<CommitResult> {
+    this.#writable('alterTables');
+    return alterTablesImpl(this._internals, changes);
+  }
+
+  /** Compact several tables in one atomic commit (as `t.compact` each). */
+  async compactTables(names: readonly string[], options: CompactOptions = {}): Promise<CompactTablesResult> {
+    this.#writable('compactTables');
+    return compactTablesImpl(this._internals, names, options);
   }
 
   /** Multi-table commits and recovery decisions, newest first. */

@@ -1,6 +1,6 @@
 /**
  * The multi-table commit protocol, and the operations built on it
- * (`db.load`, `dropTable`).
+ * (`db.load`, `db.alterTables`, `db.compactTables`, `dropTable`).
  *
  * Steps, each a durable barrier with a failpoint after it:
  *   1. `_recovery/<id>.json` written create-only: per table the expected
@@ -25,7 +25,10 @@
  * CAS, off the commit path).
  */
 import { FloeError } from '../errors.js';
-import { schemaFromJson } from '../format/schema.js';
+import type { ColumnSpecInput, TableSchema } from '../format/schema.js';
+import { addColumn as addColumnToSchema, schemaFromJson, schemaToJson } from '../format/schema.js';
+import type { CompactOptions, CompactResult } from '../table/compact.js';
+import { compactOptions, pickFiles, prepareCompaction } from '../table/compact.js';
 import type { DeletionRef, Manifest } from '../table/manifest.js';
 import { encodeManifest, manifestKey, nextManifest } from '../table/manifest.js';
 import type { AppendInput, AppendOptions } from '../table/table.js';
@@ -184,3 +187,106 @@ export function dropTables(db: DbInternals, names: readonly string[]): Promise<C
   return commitTables(db, 'drop', names.map((name) => ({ name, action: 'remove' as const })));
 }
 
+
+/** Schema changes of one table in `db.alterTables` (applied in order). */
+export interface TableAlteration {
+  readonly addColumns?: readonly ColumnSpecInput[];
+}
+
+/**
+ * Schema changes of several tables in one commit: every table's new schema
+ * becomes visible at once, or none (a bad column spec for any table fails
+ * the whole call before anything is written). No data file is rewritten.
+ */
+export async function alterTables(db: DbInternals, changes: Readonly<Record<string, TableAlteration>>): Promise<CommitResult> {
+  if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) {
+    throw new FloeError('INVALID_ARGUMENT', 'alterTables: pass an object mapping table names to { addColumns: [...] }');
+  }
+  const names = Object.keys(changes);
+  for (const name of names) {
+    const c = changes[name];
+    const unknown = c && typeof c === 'object' ? Object.keys(c).filter((k) => k !== 'addColumns') : [];
+    if (!c || typeof c !== 'object' || unknown.length > 0 || !Array.isArray(c.addColumns) || c.addColumns.length === 0) {
+      throw new FloeError('INVALID_ARGUMENT', `alterTables: table "${name}" needs { addColumns: [one or more column specs] }${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
+    }
+  }
+  // Validate every table's change against its current schema first, so bad input writes nothing.
+  const cat = (await db.refreshCatalog()).catalog;
+  for (const name of names) {
+    const e = cat.tables[name];
+    if (e) applyAlteration(schemaFromJson((await db.manifest(e.manifest)).schema), changes[name]!, name);
+  }
+  return commitTables(
+    db,
+    'schema-change',
+    names.map((name) => ({
+      name,
+      action: 'update' as const,
+      stage: async (cur, entry) => {
+        const next = applyAlteration(schemaFromJson(cur.schema), changes[name]!, name);
+        return nextManifest(cur, entry.manifest, { operation: 'add-column', schema: { json: schemaToJson(next), version: cur.schemaVersion + 1 }, now: db.now() });
+      },
+    })),
+  );
+}
+
+function applyAlteration(schema: TableSchema, change: TableAlteration, name: string): TableSchema {
+  let s = schema;
+  for (const spec of change.addColumns ?? []) {
+    try {
+      s = addColumnToSchema(s, spec);
+    } catch (err) {
+      if (err instanceof FloeError) throw new FloeError(err.code, `alterTables "${name}": ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+  return s;
+}
+
+/** Result of `db.compactTables`: the commit, and per table what compaction did. */
+export interface CompactTablesResult {
+  /** Null when no table had anything to compact (nothing was written). */
+  readonly commitId: string | null;
+  readonly versions: Record<string, number>;
+  readonly tables: Record<string, Omit<CompactResult, 'version'>>;
+}
+
+/**
+ * Compact several tables in one commit (each as `t.compact` would), so a
+ * reader sees either every table's old files or every table's new ones.
+ * Tables with nothing to compact are left out of the commit; when none has
+ * anything, nothing is written and `commitId` is null.
+ */
+export async function compactTables(db: DbInternals, names: readonly string[], options: CompactOptions = {}): Promise<CompactTablesResult> {
+  if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw new FloeError('INVALID_ARGUMENT', 'compactTables: pass an array of table names');
+  const o = compactOptions(names.join(', '), options);
+  const cat = (await db.refreshCatalog()).catalog;
+  const due: string[] = [];
+  for (const name of names) {
+    const e = cat.tables[name];
+    if (!e) throw new FloeError('NOT_FOUND', `compactTables: no table "${name}" in ${db.store.location}`);
+    if (pickFiles(await db.manifest(e.manifest), o).length > 0) due.push(name);
+  }
+  if (due.length === 0) return { commitId: null, versions: {}, tables: {} };
+  const done: Record<string, Omit<CompactResult, 'version'>> = {};
+  const r = await commitTables(
+    db,
+    'compaction',
+    due.map((name) => ({
+      name,
+      action: 'update' as const,
+      stage: async (cur, entry) => {
+        const view = await db.viewOfManifest(name, entry.manifest);
+        const prep = await prepareCompaction(db.writeCtx, name, entry.id, view, o);
+        if (!prep) {
+          done[name] = { filesRemoved: 0, filesAdded: 0, rowsWritten: 0, rowsDropped: 0 };
+          return nextManifest(cur, entry.manifest, { operation: 'compact', now: db.now() });
+        }
+        done[name] = { filesRemoved: prep.filesRemoved, filesAdded: prep.filesAdded, rowsWritten: prep.rowsWritten, rowsDropped: prep.rowsDropped };
+        // `cur` is the manifest the plan read, and the commit publishes only if it is still current.
+        return nextManifest(cur, entry.manifest, { ...(await prep.edit(cur)), operation: 'compact', now: db.now() });
+      },
+    })),
+  );
+  return { ...r, tables: done };
+}

@@ -24,8 +24,10 @@ import { FloeError } from '../errors.js';
 import type { Row } from '../format/logrecord.js';
 import { keyOf, recordBatchToRows } from '../format/schema.js';
 import type { DataFileEntry, DeletionRef, Manifest } from './manifest.js';
+import type { ManifestEdit, TableHost } from './table.js';
+import type { TableView } from './view.js';
+import type { WriteContext } from './write.js';
 import { scanView } from './read.js';
-import type { TableHost } from './table.js';
 import type { FileCache } from './files.js';
 import { writeBitmap, writeDataFile } from './write.js';
 
@@ -66,17 +68,34 @@ async function positionsToIds(files: FileCache, f: DataFileEntry): Promise<BigIn
   return out;
 }
 
-export async function compactTable(host: TableHost, name: string, tableId: string, options: CompactOptions = {}): Promise<CompactResult> {
+/** Check and default compaction options. Pure. */
+export function compactOptions(name: string, options: CompactOptions): Required<CompactOptions> {
   const o: Required<CompactOptions> = {
     smallFileRows: options.smallFileRows ?? 256 * 1024,
     deletedFraction: options.deletedFraction ?? 0.1,
     rowsPerFile: options.rowsPerFile ?? 1_000_000,
   };
   if (!(o.rowsPerFile >= 1) || !(o.deletedFraction > 0) || !(o.smallFileRows >= 0)) throw new FloeError('INVALID_ARGUMENT', `compact of "${name}": bad options`);
-  const view = await host.view(name);
+  return o;
+}
+
+/**
+ * A compaction whose new files are written but not published: `edit(cur)`
+ * turns it into the manifest edit against `cur` (the manifest current at
+ * commit time), carrying over tombstones that landed since the plan's read.
+ */
+export interface PreparedCompaction {
+  readonly filesRemoved: number;
+  readonly filesAdded: number;
+  readonly rowsWritten: number;
+  readonly rowsDropped: number;
+  edit(cur: Manifest): Promise<ManifestEdit>;
+}
+
+/** Write the compacted files of `view` (its manifest's files only); null when nothing qualifies. */
+export async function prepareCompaction(ctx: WriteContext, name: string, tableId: string, view: TableView, o: Required<CompactOptions>): Promise<PreparedCompaction | null> {
   const picked = pickFiles(view.manifest, o);
-  if (picked.length === 0) return { filesRemoved: 0, filesAdded: 0, rowsWritten: 0, rowsDropped: 0, version: view.manifest.version };
-  const ctx = host.writeCtx;
+  if (picked.length === 0) return null;
   const readDeletes = new Map(picked.map((f) => [f.id, f.deletes?.key ?? null]));
   const sub = { ...view, manifest: { ...view.manifest, files: picked }, mem: [] };
   const userCols = view.schema.columns.map((c) => c.name);
@@ -101,7 +120,7 @@ export async function compactTable(host: TableHost, name: string, tableId: strin
     for (let i = 0; i < ids.length; i++) where.set(ids[i]!, { file: added.length - 1, pos: i });
   }
   const posIds = new Map<string, BigInt64Array>();
-  const m = await host.publish(name, 'compact', async (cur) => {
+  const edit = async (cur: Manifest): Promise<ManifestEdit> => {
     const extra = new Map<number, number[]>();
     for (const f of picked) {
       const now = cur.files.find((x) => x.id === f.id);
@@ -127,7 +146,16 @@ export async function compactTable(host: TableHost, name: string, tableId: strin
       addFiles.push(ref ? { ...added[i]!, deletes: ref } : added[i]!);
     }
     return { removeFiles: new Set(picked.map((f) => f.id)), addFiles };
-  });
+  };
   const before = picked.reduce((n, f) => n + f.rows, 0);
-  return { filesRemoved: picked.length, filesAdded: added.length, rowsWritten: rows.length, rowsDropped: before - rows.length, version: m.version };
+  return { filesRemoved: picked.length, filesAdded: added.length, rowsWritten: rows.length, rowsDropped: before - rows.length, edit };
+}
+
+export async function compactTable(host: TableHost, name: string, tableId: string, options: CompactOptions = {}): Promise<CompactResult> {
+  const o = compactOptions(name, options);
+  const view = await host.view(name);
+  const prep = await prepareCompaction(host.writeCtx, name, tableId, view, o);
+  if (!prep) return { filesRemoved: 0, filesAdded: 0, rowsWritten: 0, rowsDropped: 0, version: view.manifest.version };
+  const m = await host.publish(name, 'compact', (cur) => prep.edit(cur));
+  return { filesRemoved: prep.filesRemoved, filesAdded: prep.filesAdded, rowsWritten: prep.rowsWritten, rowsDropped: prep.rowsDropped, version: m.version };
 }

@@ -501,3 +501,117 @@ describe('kill -9 during loads', () => {
     }
   });
 });
+
+/** Per table: version-independent shape (files, columns, rows) — what an all-or-nothing commit switches. */
+async function shapeOf(store: MemoryStore, readOnly = true): Promise<string> {
+  const db = await open(store, { readOnly });
+  try {
+    const out: Record<string, unknown> = {};
+    for (const name of db.listTables()) {
+      const t = await db.table(name);
+      const st = await t.stats();
+      const cols = (await t.schema()).columns.map((c) => c.name);
+      const data = (await t.scan().toArray()).map((r) => cols.map((c) => String(r[c])).join('|')).sort();
+      out[name] = { files: st.files, cols, data };
+    }
+    return JSON.stringify(out);
+  } finally {
+    await db.close();
+  }
+}
+
+/** Crash at every step of `op` (after `prepare`), then check readers see all old or all new and recovery converges. */
+async function crashEveryStep(prepare: (s: MemoryStore) => Promise<void>, op: (db: Database) => Promise<unknown>): Promise<number> {
+  const base = new MemoryStore();
+  await prepare(base);
+  const oldShape = await shapeOf(base);
+  const fp = new Failpoints();
+  const db = await open(new FaultyStore(base, fp), { failpoints: fp });
+  const names = await learn(fp, () => op(db));
+  await db.close();
+  const newShape = await shapeOf(base);
+  assert.notEqual(oldShape, newShape);
+  let cases = 0;
+  for (const [name, hits] of names) {
+    for (let k = 0; k < hits; k++) {
+      const inner = new MemoryStore();
+      await prepare(inner);
+      const f = new Failpoints();
+      const d = await open(new FaultyStore(inner, f), { failpoints: f });
+      f.arm(name, { type: 'crash' }, { skip: k, times: 1 });
+      await assert.rejects(op(d), (err) => isFloeError(err, 'INJECTED_CRASH'), `${name}#${k}`);
+      const during = await shapeOf(inner);
+      assert.ok(during === oldShape || during === newShape, `${name}#${k}: mixed state ${during}`);
+      const after = await shapeOf(inner, false);
+      assert.ok(after === oldShape || after === newShape, `${name}#${k}: mixed state after recovery`);
+      if (during === newShape) assert.equal(after, newShape, `${name}#${k}: a visible commit was undone`);
+      assert.deepEqual(await historyKeys(inner, '_recovery/'), []);
+      cases++;
+    }
+  }
+  return cases;
+}
+
+describe('schema changes and compaction of several tables, through the intent protocol', () => {
+  it('alterTables adds columns to several tables in one commit; bad input for one table changes none', async () => {
+    const inner = new MemoryStore();
+    await setup(inner);
+    const db = await open(inner);
+    const before = await shapeOf(inner);
+    await assert.rejects(
+      db.alterTables({ a: { addColumns: [{ name: 'c', type: 'utf8' }] }, b: { addColumns: [{ name: 'v', type: 'utf8' }] } }),
+      (err) => isFloeError(err, 'INVALID_ARGUMENT') && /"b"/.test(err.message) && /v/.test(err.message),
+    );
+    await assert.rejects(db.alterTables({ a: { addColumns: [] } }), (err) => isFloeError(err, 'INVALID_ARGUMENT'));
+    await assert.rejects(db.alterTables({ a: { dropColumns: ['v'] } as never }), (err) => isFloeError(err, 'INVALID_ARGUMENT') && /dropColumns/.test(err.message));
+    await assert.rejects(db.alterTables({ nope: { addColumns: [{ name: 'c', type: 'utf8' }] } }), (err) => isFloeError(err, 'NOT_FOUND'));
+    assert.equal(await shapeOf(inner, false), before, 'nothing changed');
+    const r = await db.alterTables({ a: { addColumns: [{ name: 'c', type: 'utf8' }] }, b: { addColumns: [{ name: 'd', type: 'int64', nullable: false, default: 7n }] } });
+    assert.deepEqual(Object.keys(r.versions).sort(), ['a', 'b']);
+    const b = await db.table('b');
+    assert.deepEqual((await b.scan().toArray()).map((x) => x.d), [7n, 7n, 7n]);
+    const h = await db.history({ limit: 1 });
+    assert.equal(h[0]?.kind === 'commit' && h[0].writer, 'schema-change');
+    await db.close();
+  });
+
+  it('compactTables rewrites several tables in one commit; data is unchanged; a table with nothing to do is left out', async () => {
+    const inner = new MemoryStore();
+    const db = await open(inner);
+    await db.createTable('a', schema, { primaryKey: 'k' });
+    await db.createTable('b', schema);
+    await db.createTable('c', schema);
+    for (let i = 0; i < 3; i++) await db.load({ a: rows(`a${i}-`, 3, i), b: rows(`b${i}-`, 3, i) });
+    const before = await shapeOf(inner, false);
+    const r = await db.compactTables(['a', 'b', 'c'], { smallFileRows: 100 });
+    assert.ok(r.commitId);
+    assert.deepEqual(Object.keys(r.versions).sort(), ['a', 'b']);
+    assert.equal(r.tables.a?.filesRemoved, 3);
+    assert.equal(r.tables.b?.filesAdded, 1);
+    const after = JSON.parse(await shapeOf(inner, false)) as Record<string, { files: number; data: string[] }>;
+    const was = JSON.parse(before) as Record<string, { files: number; data: string[] }>;
+    for (const t of ['a', 'b']) {
+      assert.equal(after[t]!.files, 1);
+      assert.deepEqual(after[t]!.data, was[t]!.data);
+    }
+    const none = await db.compactTables(['a', 'b'], { smallFileRows: 100 });
+    assert.equal(none.commitId, null, 'nothing left to compact: no commit');
+    await assert.rejects(db.compactTables(['zz']), (err) => isFloeError(err, 'NOT_FOUND'));
+    await db.close();
+  });
+
+  it('a crash at every step of alterTables and of compactTables leaves all old or all new', async () => {
+    const altered = await crashEveryStep(setup, (db) => db.alterTables({ a: { addColumns: [{ name: 'c', type: 'utf8' }] }, b: { addColumns: [{ name: 'd', type: 'utf8' }] } }));
+    const compacted = await crashEveryStep(
+      async (s) => {
+        await setup(s);
+        const db = await open(s);
+        await db.load({ a: rows('x', 2, 5), b: rows('y', 2, 5) });
+        await db.close();
+      },
+      (db) => db.compactTables(['a', 'b'], { smallFileRows: 100 }),
+    );
+    assert.ok(altered >= 8, `${altered} crash points`);
+    assert.ok(compacted >= 10, `${compacted} crash points`);
+  });
+});
