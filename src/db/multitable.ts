@@ -258,7 +258,8 @@ export interface CompactTablesResult {
  * anything, nothing is written and `commitId` is null.
  */
 export async function compactTables(db: DbInternals, names: readonly string[], options: CompactOptions = {}): Promise<CompactTablesResult> {
-  if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw new FloeError('INVALID_ARGUMENT', 'compactTables: pass an array of table names');
+  const input: unknown = names;
+  if (!Array.isArray(input) || input.some((n) => typeof n !== 'string')) throw new FloeError('INVALID_ARGUMENT', 'compactTables: pass an array of table names');
   const o = compactOptions(names.join(', '), options);
   const cat = (await db.refreshCatalog()).catalog;
   const due: string[] = [];
