@@ -532,7 +532,11 @@ export class Database {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new FloeError('INVALID_ARGUMENT', `gc: ${k} must be a positive integer`);
     }
     const retention = retainVersions === undefined && retainMs === undefined ? undefined : { versions: retainVersions, ms: retainMs };
-    return collectGarbage(this.store, heads, (k) => this.#manifest(k), this.#now(), graceMs, retention);
+    // Every commit snapshot that history can check out (history lists; gc lists anyway).
+    const snapshots = (await listHistory(this._internals, Number.MAX_SAFE_INTEGER)).flatMap((e) =>
+      e.kind === 'commit' ? [{ at: e.at, manifests: Object.values(e.tables).map((t) => t.manifest) }] : [],
+    );
+    return collectGarbage(this.store, heads, (k) => this.#manifest(k), this.#now(), graceMs, retention, snapshots);
   }
 
   async close(): Promise<void> {

@@ -14,6 +14,7 @@
  * manifest version not already cached, one DELETE per garbage object.
  */
 import { decodeTime, isValid } from 'ulid';
+import { isFloeError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { listAll } from '../store/list.js';
 import type { Manifest } from '../table/manifest.js';
@@ -81,6 +82,24 @@ export function retainedVersion(index: number, successorAt: number | null, now: 
   return false;
 }
 
+/**
+ * Does a multi-table commit made at `at` keep its snapshot (the manifests
+ * its history entry names, and their files) for `db.checkout`? Under the
+ * default (no retention) every commit does; with `ms`, commits younger than
+ * that; a `versions` count alone keeps no commit snapshot beyond the
+ * versions it keeps anyway. Pure.
+ */
+export function retainedSnapshot(at: number, now: number, retention: VersionRetention | undefined): boolean {
+  if (retention === undefined) return true;
+  return retention.ms !== undefined && now - at < retention.ms;
+}
+
+/** A commit's snapshot: when it was made and the manifest of every table in it. */
+export interface HistorySnapshot {
+  readonly at: number;
+  readonly manifests: readonly string[];
+}
+
 export async function collectGarbage(
   store: ObjectStore,
   currentManifests: readonly string[],
@@ -88,8 +107,24 @@ export async function collectGarbage(
   now: number,
   graceMs: number,
   retention?: VersionRetention,
+  snapshots: readonly HistorySnapshot[] = [],
 ): Promise<GcResult> {
   const reachable = new Set<string>();
+  // Snapshots of retained commits (history checkouts), including tables dropped since.
+  const whole = new Set<string>();
+  for (const s of snapshots) {
+    if (!retainedSnapshot(s.at, now, retention)) continue;
+    for (const key of s.manifests) {
+      if (whole.has(key)) continue;
+      whole.add(key);
+      try {
+        manifestReferences(await readManifest(key), key, reachable);
+      } catch (err) {
+        // Collected by an earlier gc under a shorter retention: nothing left to keep.
+        if (!isFloeError(err, 'NOT_FOUND')) throw err;
+      }
+    }
+  }
   for (const head of currentManifests) {
     let key: string | null = head;
     let index = 0;

@@ -278,7 +278,14 @@ export async function checkoutCommit(db: DbInternals, commitId: string): Promise
     table: (name) => {
       const e = tables[name];
       if (!e) throw new FloeError('NOT_FOUND', `commit ${commitId} has no table "${name}" (tables: ${Object.keys(tables).sort().join(', ') || 'none'})`);
-      return new ReadonlyTableImpl(name, () => db.viewOfManifest(name, e.manifest));
+      return new ReadonlyTableImpl(name, async () => {
+        try {
+          return await db.viewOfManifest(name, e.manifest);
+        } catch (err) {
+          if (!isFloeError(err, 'NOT_FOUND')) throw err;
+          throw new FloeError('NOT_FOUND', `commit ${commitId}'s snapshot of table "${name}" is gone: gc collected it after its retention expired`, { key: e.manifest, cause: err });
+        }
+      });
     },
   };
 }

@@ -156,3 +156,33 @@ describe('history in the catalog', () => {
     await ro2.close();
   });
 });
+
+describe('gc and history snapshots', () => {
+  it('keeps what a checkout of a commit reads, even of a table dropped since, until its retention expires', async () => {
+    const inner = new MemoryStore();
+    let now = Date.now();
+    const db = await open(inner, { now: () => now });
+    await db.createTable('a', schema, { primaryKey: 'k' });
+    await db.createTable('b', schema);
+    const c1 = (await db.load({ a: rows('a', 2, 1), b: rows('b', 3, 1) })).commitId;
+    await db.dropTable('b');
+    now += 10_000;
+    await db.gc({ graceMs: 0 });
+    const snap = await db.checkout(c1);
+    assert.equal((await snap.table('b').scan().toArray()).length, 3, 'default retention keeps every commit snapshot');
+    await db.gc({ graceMs: 0, retainMs: 60_000 });
+    assert.equal((await (await db.checkout(c1)).table('b').scan().toArray()).length, 3, 'within retainMs');
+    now += 120_000;
+    const r = await db.gc({ graceMs: 0, retainMs: 60_000 });
+    assert.ok(r.deleted.length > 0);
+    await db.close();
+    // A fresh reader (this process's caches still hold what gc deleted).
+    const ro = await open(inner, { readOnly: true });
+    await assert.rejects(
+      (await ro.checkout(c1)).table('b').scan().toArray(),
+      (err) => isFloeError(err, 'NOT_FOUND') && /gc collected it/.test(err.message),
+    );
+    assert.equal((await (await ro.checkout(c1)).table('a').scan().toArray()).length, 2, 'a live table at that version is still current');
+    await ro.close();
+  });
+});
