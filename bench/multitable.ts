@@ -7,9 +7,12 @@
  * loaded and others not).
  *
  * Target from the issue: at most 2 + 2T PUTs and no LIST on the commit path.
+ * The background work a load queues (moving old history entries out of the
+ * catalog, off the commit path) is awaited after each load and counted apart.
  *
  * Run: npx tsc -p tsconfig.json && node dist/bench/multitable.js
- * Env: BENCH_MT_ROUNDS (default 10), BENCH_MT_ROWS rows per table per load
+ * Env: BENCH_MT_ROUNDS (default 48, enough for the catalog's history ring to
+ * spill to `_history/` batches a few times), BENCH_MT_ROWS rows per table per load
  * (default 100), FLOE_S3_ENDPOINT / FLOE_S3_BUCKET (S3 part skipped when unset).
  */
 import { randomBytes } from 'node:crypto';
@@ -23,7 +26,8 @@ import { openStore } from '../src/store/uri.js';
 import { envInt, fmt, markdownTable, summarize, textTable, writeReport } from './lib.js';
 import type { Summary } from './lib.js';
 
-const ROUNDS = envInt('BENCH_MT_ROUNDS', 10);
+
+const ROUNDS = envInt('BENCH_MT_ROUNDS', 48);
 const ROWS = envInt('BENCH_MT_ROWS', 100);
 const schema = { k: { type: 'utf8', nullable: false }, v: 'int64' } as const;
 
@@ -39,6 +43,10 @@ interface Result {
   readonly lists: number;
   readonly deletes: number;
   readonly target: number;
+  /** Most writes of one load (its commit path). */
+  readonly commitPathMax: number;
+  /** Writes of the loads and of the background work they queued, per load. */
+  readonly amortizedPuts: number;
 }
 
 async function run(backend: string, uri: string, tables: number): Promise<Result> {
@@ -52,6 +60,8 @@ async function run(backend: string, uri: string, tables: number): Promise<Result
   for (let w = 0; w < 2; w++) await db.load(input(-1 - w));
   const lat: number[] = [];
   let puts = 0;
+  let background = 0;
+  let commitPathMax = 0;
   let gets = 0;
   let heads = 0;
   let lists = 0;
@@ -61,11 +71,17 @@ async function run(backend: string, uri: string, tables: number): Promise<Result
     const t0 = performance.now();
     await db.load(input(r));
     lat.push(performance.now() - t0);
-    puts += metrics.requests('put') + metrics.requests('putIfAbsent') + metrics.requests('putIfMatch');
+    const w = metrics.writes();
+    puts += w;
+    commitPathMax = Math.max(commitPathMax, w);
     gets += metrics.requests('get') + metrics.requests('getRange');
     heads += metrics.requests('head');
     lists += metrics.requests('list');
     deletes += metrics.requests('delete');
+    // Background work queued by this load (history spill), counted apart.
+    metrics.reset();
+    await db._internals.settled();
+    background += metrics.writes();
   }
   const app: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -86,6 +102,8 @@ async function run(backend: string, uri: string, tables: number): Promise<Result
     lists: lists / ROUNDS,
     deletes: deletes / ROUNDS,
     target: 2 + 2 * tables,
+    commitPathMax,
+    amortizedPuts: (puts + background) / ROUNDS,
   };
 }
 
@@ -115,7 +133,7 @@ async function main(): Promise<void> {
   } else {
     console.warn('FLOE_S3_ENDPOINT unset: S3 rows skipped');
   }
-  const headers = ['backend', 'tables', 'load p50 ms', 'load p90 ms', 'T appends p50 ms', 'load / appends', 'PUTs', 'target PUTs', 'GETs', 'HEADs', 'LISTs', 'DELETEs'];
+  const headers = ['backend', 'tables', 'load p50 ms', 'load p90 ms', 'T appends p50 ms', 'load / appends', 'PUTs commit path (max)', 'target PUTs', 'PUTs amortized incl. background', 'GETs', 'HEADs', 'LISTs', 'DELETEs'];
   const rows = results.map((r) => [
     r.backend,
     r.tables,
@@ -123,8 +141,9 @@ async function main(): Promise<void> {
     fmt(r.load.p90),
     fmt(r.appends.p50),
     fmt(r.load.p50 / r.appends.p50, 2),
-    fmt(r.puts, 1),
+    r.commitPathMax,
     r.target,
+    fmt(r.amortizedPuts, 2),
     fmt(r.gets, 1),
     fmt(r.heads, 1),
     fmt(r.lists, 1),
@@ -136,7 +155,7 @@ async function main(): Promise<void> {
     '',
     markdownTable(headers, rows),
     '',
-    'The commit path is: intent PUT, per table one data file PUT and one manifest PUT, one catalog CAS PUT, one history entry PUT, one intent DELETE; plus one catalog GET. That is 3 + 2T PUTs: one over the issue\'s 2 + 2T target, because the protocol keeps a separate history entry (needed for `history()`/`checkout()`) besides the intent. No LIST.',
+    'The commit path is: intent PUT, per table one data file PUT and one manifest PUT, one catalog CAS PUT (which also records the history entry in the catalog), one intent HEAD and DELETE; plus one catalog GET: 2 + 2T PUTs, no LIST. "PUTs commit path (max)" is the most writes any one `db.load` call made; after each load the bench waits for the background work it queued (the spill that moves old history entries out of the catalog: one `_history/` batch PUT plus one catalog CAS, every ~16 loads) and counts it apart; "PUTs amortized" is both together per load.',
   ].join('\n');
   const out = writeReport({ name: 'multitable', title: 'Atomic multi-table load', markdown: md, data: { rows: ROWS, rounds: ROUNDS, results } });
   console.log(`wrote ${out.md} and ${out.json}`);

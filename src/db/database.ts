@@ -202,6 +202,8 @@ export interface DbInternals {
    * waits for them and reports the first failure.
    */
   background(what: string, task: () => Promise<unknown>): void;
+  /** Resolves when every background task queued so far has run. */
+  settled(): Promise<void>;
 }
 
 interface TableMem {
@@ -999,8 +1001,11 @@ export class Database {
       flush: () => (this.#log && !this.readOnly ? this.flush() : Promise.resolve()),
       reserveIds: (n) => this.#reserveIds(n),
       cacheManifest: (key, m) => void this.#manifests.set(key, m),
+      settled: () => this.#maintenance,
       background: (what, task) => {
         this.#maintenance = this.#maintenance.then(async () => {
+          // Start after the caller's current step has returned to its caller.
+          await new Promise((r) => setImmediate(r));
           if (this.#closed) return;
           try {
             await task();

@@ -81,6 +81,7 @@ export async function commitTables(db: DbInternals, writer: WriterKind, plans: r
   const intent: Intent = { format: INTENT_FORMAT, magic: 'floe-intent', id: db.newId(), writer, createdAt: db.now(), tables };
   const ikey = intentKey(intent.id);
   markActive(db.store, intent.id, true);
+  let spill = false;
   try {
     await db.store.putIfAbsent(ikey, encodeIntent(intent));
     await db.failpoints.hit('multitable.intent.after', { key: ikey });
@@ -115,7 +116,7 @@ export async function commitTables(db: DbInternals, writer: WriterKind, plans: r
         const entry = { id: intent.id, writer, at: db.now(), changed: tables.map((t) => t.name), tables: published };
         return { ...c, tables: published, commits: withCommit(c.commits, entry), updatedAt: db.now() };
       });
-      if (spillDue(st.catalog)) db.background('history spill', () => spillHistory(db));
+      spill = spillDue(st.catalog);
     } catch (err) {
       if (err instanceof FloeError && ABANDON.has(err.code)) await abandon(db, ikey, err);
       throw err;
@@ -123,6 +124,8 @@ export async function commitTables(db: DbInternals, writer: WriterKind, plans: r
     await db.failpoints.hit('multitable.cas.after', { key: ikey });
     await db.store.delete(ikey);
     await db.failpoints.hit('multitable.intent.delete.after', { key: ikey });
+    // Maintenance after the commit is whole, off its path.
+    if (spill) db.background('history spill', () => spillHistory(db));
   } finally {
     markActive(db.store, intent.id, false);
   }
