@@ -20,9 +20,9 @@ import { ERROR_CODES, FloeError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { decodeLogRecord } from '../format/logrecord.js';
 import { decodeRow, encodeRow } from '../format/values.js';
-import { readLog } from '../log/index.js';
 import type { ObjectStore } from '../store/types.js';
 import { decodeManifest } from '../table/manifest.js';
+import { LogTail } from './logtail.js';
 
 export interface LogSource {
   /** What the source reads, for messages. */
@@ -46,11 +46,13 @@ export function inProcessSource(db: Database): LogSource {
 
 /**
  * Tails the log on an object store (a local directory, or S3 from another
- * machine): each stream lists and verifies the log once and ends at the
- * durable seq that listing saw. Table ids are mapped to names through the
- * catalog, re-read when a record names a table not seen before.
+ * machine) through a LogTail: each stream polls incrementally (one LIST
+ * after the newest segment already known, plus one GET per new segment)
+ * and ends at the durable seq that poll saw. Table ids are mapped to names
+ * through the catalog, re-read when a record names a table not seen before.
  */
-export function storeSource(store: ObjectStore): LogSource {
+export function storeSource(store: ObjectStore): LogSource & { readonly tail: LogTail } {
+  const tail = new LogTail(store, LOG_PREFIX);
   const tables = new Map<string, { name: string; pk: readonly string[] | null }>();
   const learnTables = async (): Promise<void> => {
     const cat = await readCatalog(store);
@@ -62,9 +64,8 @@ export function storeSource(store: ObjectStore): LogSource {
     }
   };
   async function* run(since: number): AsyncGenerator<Change> {
-    const snap = await readLog(store, { prefix: LOG_PREFIX, fromLsn: since + 1 });
-    const bound = snap.maxDurableLsn;
-    for await (const { lsn, record } of snap.entries) {
+    const { bound, entries } = await tail.read(since);
+    for await (const { lsn, record } of entries) {
       if (lsn > bound) return;
       const writes = decodeLogRecord(record, lsn);
       if (writes.some((w) => !tables.has(w.table))) await learnTables();
@@ -73,8 +74,9 @@ export function storeSource(store: ObjectStore): LogSource {
   }
   return {
     name: `log on ${store.location}`,
+    tail,
     stream: (since) => ({ [Symbol.asyncIterator]: () => run(since) }),
-    latestSeq: async () => (await readLog(store, { prefix: LOG_PREFIX, fromLsn: Number.MAX_SAFE_INTEGER })).maxDurableLsn,
+    latestSeq: () => tail.poll(),
     close: () => Promise.resolve(),
   };
 }
