@@ -42,13 +42,19 @@
  * that were never published — unreferenced garbage collected by GC after
  * its grace period.
  *
- * Semantics under concurrency: the effect is evaluated on the intent's
- * snapshot; rows another commit masked meanwhile are skipped (first
- * committer wins per row), reported as `skipped`. Mutations on disjoint
- * rows, or idempotent ones (same delete, same constant `set`), therefore
- * serialize; two overlapping mutations that do not commute (a delete racing
- * an update of the same rows) are not serializable: the update's new images
- * survive the delete that was resolved before them.
+ * Semantics under concurrency (serializable): a mutation's effect is
+ * computed on its snapshot, so it may publish only if no other commit
+ * changed what it read and writes. At publish, if any target is already
+ * masked or gone (deleted, updated, or replaced by an upsert or a keyed
+ * append of the same key since the snapshot) — or, for an update that sets
+ * primary-key columns, if rows were added since the snapshot at all — the
+ * mutation is aborted (state `aborted`, nothing published, its update file
+ * left as GC garbage) and deleteWhere / updateWhere start over on a fresh
+ * snapshot (bounded, jittered; CAS_CONFLICT after MUTATION_RESTARTS). A
+ * mutation that publishes therefore wrote only rows no concurrent commit
+ * touched, and the final state equals a serial order of the acknowledged
+ * operations (first committer wins; the other re-reads). Compaction does
+ * not conflict: it carries `_id`s, and targets are found in its new files.
  *
  * Errors: bad input fails before anything is written. Once the intent is
  * durable, a later failure (CAS_CONFLICT after the publish budget and
@@ -88,7 +94,11 @@ export interface MutationResult {
   readonly matched: number;
   /** Rows this mutation masked (deleted, or replaced by their new image). */
   readonly applied: number;
-  /** Rows skipped because another commit removed them first. */
+  /**
+   * Always 0: a mutation whose targets another commit changed first is
+   * aborted and started over instead of skipping them (kept for callers of
+   * earlier versions).
+   */
   readonly skipped: number;
   readonly version: number;
 }
@@ -168,12 +178,14 @@ function baseDoc(kind: 'delete' | 'update', name: string, tableId: string, now: 
 }
 
 export async function deleteWhere(host: TableHost, name: string, tableId: string, where: PredicateInput, options: MutateOptions = {}): Promise<MutationResult> {
-  const { seq, manifest, rows } = await resolveTargets(host, name, tableId, where, [], options);
-  if (rows.length === 0) return { id: '', matched: 0, applied: 0, skipped: 0, version: manifest.version };
-  const doc = baseDoc('delete', name, tableId, Date.now(), manifest, seq, rows.map((r) => r._id as bigint));
-  const ms = mutationStore(host);
-  await ms.create(doc);
-  return drive(host, ms, doc.id, rows.length);
+  return restartOnConflict(`deleteWhere on "${name}"`, async () => {
+    const { seq, manifest, rows } = await resolveTargets(host, name, tableId, where, [], options);
+    if (rows.length === 0) return { id: '', matched: 0, applied: 0, skipped: 0, version: manifest.version };
+    const doc = baseDoc('delete', name, tableId, Date.now(), manifest, seq, rows.map((r) => r._id as bigint));
+    const ms = mutationStore(host);
+    await ms.create(doc);
+    return drive(host, ms, doc.id, rows.length);
+  });
 }
 
 export async function updateWhere(
@@ -240,26 +252,61 @@ export async function updateWhere(
     keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
     return keyed.map((x) => ({ src: x.src, row: x.row }));
   };
-  let images: Image[] = [];
-  const { seq, manifest, rows } = await resolveTargets(host, name, tableId, where, userCols, options, async (rs, view) => {
-    images = await imagesOf(rs, view);
+  const setsKey = (pk: readonly string[] | null): boolean => pk !== null && setCols.some((c) => pk.includes(c));
+  return restartOnConflict(`updateWhere on "${name}"`, async () => {
+    let images: Image[] = [];
+    const { seq, manifest, rows, view } = await resolveTargets(host, name, tableId, where, userCols, options, async (rs, v) => {
+      images = await imagesOf(rs, v);
+    });
+    if (rows.length === 0) return { id: '', matched: 0, applied: 0, skipped: 0, version: manifest.version };
+    const now = Date.now();
+    const doc0 = baseDoc('update', name, tableId, now, manifest, seq, images.map((x) => x.src));
+    const firstId = await host.reserveIds(images.length);
+    const ms = mutationStore(host);
+    const srcIds = BigInt64Array.from(images, (x) => x.src);
+    const batch = rowsToRecordBatch(schema, images.map((x) => x.row), { _id: srcIds, _seq: new BigInt64Array(images.length).fill(BigInt(seq)) });
+    const payload = await ms.putPayload(doc0.id, new arrow.Table(batch));
+    const doc: MutationDoc = { ...doc0, payload, fileId: ulid(now), firstId: String(firstId), setsKey: setsKey(view.primaryKey) };
+    await ms.create(doc);
+    return drive(host, ms, doc.id, rows.length);
   });
-  if (rows.length === 0) return { id: '', matched: 0, applied: 0, skipped: 0, version: manifest.version };
-  const now = Date.now();
-  const doc0 = baseDoc('update', name, tableId, now, manifest, seq, images.map((x) => x.src));
-  const firstId = await host.reserveIds(images.length);
-  const ms = mutationStore(host);
-  const srcIds = BigInt64Array.from(images, (x) => x.src);
-  const batch = rowsToRecordBatch(schema, images.map((x) => x.row), { _id: srcIds, _seq: new BigInt64Array(images.length).fill(BigInt(seq)) });
-  const payload = await ms.putPayload(doc0.id, new arrow.Table(batch));
-  const doc: MutationDoc = { ...doc0, payload, fileId: ulid(now), firstId: String(firstId) };
-  await ms.create(doc);
-  return drive(host, ms, doc.id, rows.length);
 }
 
 const showKey = (r: Row, pk: readonly string[]): string => `(${pk.map((c) => String(r[c])).join(', ')})`;
 
 class DocRace extends Error {}
+
+/** A concurrent commit touched what this mutation read: abort it (nothing published). */
+class Conflict extends Error {}
+
+/** Thrown by `drive` when the mutation ended `aborted`; its caller may start over. */
+export class MutationAborted extends Error {
+  constructor(
+    readonly id: string,
+    readonly reason: string,
+  ) {
+    super(`mutation ${id} aborted: ${reason}`);
+  }
+}
+
+/** How many times deleteWhere / updateWhere start over after a conflict. */
+export const MUTATION_RESTARTS = 8;
+
+/** Run `attempt` until it is not aborted by a conflict (bounded, jittered backoff). */
+async function restartOnConflict(what: string, attempt: () => Promise<MutationResult>): Promise<MutationResult> {
+  for (let i = 0; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof MutationAborted)) throw err;
+      if (i + 1 >= MUTATION_RESTARTS) {
+        throw new FloeError('CAS_CONFLICT', `${what}: concurrent commits kept changing its target rows (${MUTATION_RESTARTS} attempts, nothing applied); retry later. Last: ${err.reason}`, { cause: err });
+      }
+      const ms = Math.min(1000, 10 * 2 ** i) * (0.5 + Math.random());
+      await new Promise((r) => setTimeout(r, ms));
+    }
+  }
+}
 
 /**
  * Drive mutation `id` from its durable state to the end. Returns null when
@@ -281,23 +328,21 @@ export async function drive(host: TableHost, ms: MutationStore, id: string, matc
       }
     };
     try {
+      if (doc.state === 'aborted') {
+        await ms.remove(id);
+        throw new MutationAborted(id, doc.reason ?? 'a concurrent commit changed its targets');
+      }
       if (doc.state === 'complete') {
         await fp.hit('mutate.collect.before', { key: id });
         await ms.remove(id);
         return { id, matched: matched < 0 ? doc.targets.length : matched, applied: doc.applied ?? 0, skipped: doc.skipped ?? 0, version: 0 };
       }
-      let images: { src: BigInt64Array } | null = null;
       if (doc.kind === 'update') {
         const tbl = await ms.readPayload(doc.payload!);
-        const batch = tbl.batches.length === 1 ? tbl.batches[0]! : new arrow.Table(tbl.batches).batches[0]!;
-        const srcCol = tbl.getChild('_id')!;
-        const src = BigInt64Array.from(srcCol.toArray() as BigInt64Array);
-        images = { src };
         if (doc.state === 'intent') {
           const view = await host.view(doc.table);
           const userCols = view.schema.columns.map((c) => c.name);
           const rows = tbl.batches.flatMap((b) => recordBatchToRows(b, userCols));
-          void batch;
           const first = BigInt(doc.firstId!);
           const ids = BigInt64Array.from(rows, (_, i) => first + BigInt(i));
           const seqs = new BigInt64Array(rows.length).fill(BigInt(doc.seq));
@@ -305,7 +350,16 @@ export async function drive(host: TableHost, ms: MutationStore, id: string, matc
           await cas(advance(doc, 'appended', { file }), 'appended');
         }
       }
-      const r = await publishWithBackoff(host, doc, images?.src ?? null);
+      let r: { applied: number; skipped: number; version: number };
+      try {
+        r = await publishWithBackoff(host, doc);
+      } catch (err) {
+        if (!(err instanceof Conflict)) throw err;
+        await cas(advance(doc, 'aborted', { reason: err.message }), 'aborted');
+        await fp.hit('mutate.collect.before', { key: id });
+        await ms.remove(id);
+        throw new MutationAborted(id, err.message);
+      }
       await fp.hit('mutate.publish.after', { key: id });
       await cas(advance(doc, 'complete', { applied: r.applied, skipped: r.skipped }), 'complete');
       await fp.hit('mutate.collect.before', { key: id });
@@ -353,10 +407,10 @@ async function buildFile(
  * caller; the intent stays durable and recovery finishes it later.
  */
 export const PUBLISH_ATTEMPTS = 5;
-async function publishWithBackoff(host: TableHost, doc: MutationDoc, src: BigInt64Array | null): Promise<{ applied: number; skipped: number; version: number }> {
+async function publishWithBackoff(host: TableHost, doc: MutationDoc): Promise<{ applied: number; skipped: number; version: number }> {
   for (let i = 0; ; i++) {
     try {
-      return await publishEffect(host, doc, src);
+      return await publishEffect(host, doc);
     } catch (err) {
       if (!isFloeError(err, 'CAS_CONFLICT') || i + 1 >= PUBLISH_ATTEMPTS) throw err;
       const ms = Math.min(2000, 20 * 2 ** i) * (0.5 + Math.random());
@@ -425,7 +479,10 @@ export async function locateIds(
   return { masks, gone };
 }
 
-async function publishEffect(host: TableHost, doc: MutationDoc, src: BigInt64Array | null): Promise<{ applied: number; skipped: number; version: number }> {
+/** Operations that never add rows (so an update setting primary keys need not re-check keys past them). */
+const ADDS_NO_ROWS = (op: string): boolean => op === 'compact' || op === 'add-column' || op.startsWith('delete:');
+
+async function publishEffect(host: TableHost, doc: MutationDoc): Promise<{ applied: number; skipped: number; version: number }> {
   const op = `${doc.kind}:${doc.id}`;
   const ctx = host.writeCtx;
   const targets = doc.targets.map((s) => BigInt(s));
@@ -433,11 +490,18 @@ async function publishEffect(host: TableHost, doc: MutationDoc, src: BigInt64Arr
   const bitmapMemo = new Map<string, DeletionRef>();
   const chain = new Map<string, Manifest>();
   let applied = 0;
-  let skipped = 0;
   try {
     const m = await host.publish(doc.table, op, async (cur) => {
-      if (await alreadyPublished(host, doc, cur, op, chain)) throw new AlreadyPublished();
+      const since = await operationsSince(host, doc, cur, chain);
+      if (since.includes(op) || (doc.fileId && cur.files.some((f) => f.id === doc.fileId))) throw new AlreadyPublished();
       const { masks, gone } = await locateIds(ctx.files, cur, targets, memo);
+      if (gone.length > 0) {
+        throw new Conflict(`${gone.length} of its ${targets.length} target rows were changed or removed by a concurrent commit after its snapshot (version ${doc.baseVersion})`);
+      }
+      const adding = since.filter((o) => !ADDS_NO_ROWS(o));
+      if (doc.kind === 'update' && doc.setsKey && adding.length > 0) {
+        throw new Conflict(`it sets primary-key columns and rows were added since its snapshot (by "${adding[0]}"), so its new keys could collide`);
+      }
       const deletes = new Map<string, DeletionRef>();
       for (const [fileId, pos] of masks) {
         const f = cur.files.find((x) => x.id === fileId)!;
@@ -449,30 +513,12 @@ async function publishEffect(host: TableHost, doc: MutationDoc, src: BigInt64Arr
         }
         deletes.set(fileId, ref);
       }
-      applied = targets.length - gone.length;
-      skipped = gone.length;
-      const addFiles: DataFileEntry[] = [];
-      if (doc.kind === 'update') {
-        let file = doc.file!;
-        if (gone.length > 0 && src) {
-          // Images of targets someone else removed first must not resurrect them.
-          const goneSet = new Set(gone);
-          const pos: number[] = [];
-          for (let i = 0; i < src.length; i++) if (goneSet.has(src[i]!)) pos.push(i);
-          const mk = `${file.id}|new|${pos.length}`;
-          let ref = bitmapMemo.get(mk);
-          if (!ref) {
-            ref = await writeBitmap(ctx, doc.tableId, file, pos, 'mutate');
-            bitmapMemo.set(mk, ref);
-          }
-          file = { ...file, deletes: ref };
-        }
-        addFiles.push(file);
-      }
+      applied = targets.length;
+      const addFiles: DataFileEntry[] = doc.kind === 'update' ? [doc.file!] : [];
       await ctx.failpoints.hit('mutate.publish.before', { key: doc.id });
       return { addFiles, deletes };
     });
-    return { applied, skipped, version: m.version };
+    return { applied, skipped: 0, version: m.version };
   } catch (err) {
     if (err instanceof AlreadyPublished) return { applied: doc.targets.length, skipped: 0, version: 0 };
     throw err;
@@ -480,15 +526,16 @@ async function publishEffect(host: TableHost, doc: MutationDoc, src: BigInt64Arr
 }
 
 /**
- * Was a version with operation `op` published after the intent's base
- * version? Walks the parent chain from `cur` (the manifest this commit
- * attempt builds on, so never stale) down to the base version; manifests are
- * immutable, so `memo` keeps them across attempts. An update whose file is
- * still listed in `cur` is published for sure (a cheap first check).
+ * Operations of the versions published after the intent's base version, up
+ * to `cur` (the manifest this commit attempt builds on, so never stale),
+ * newest first. Walks the parent chain; manifests are immutable, so `memo`
+ * keeps them across attempts. Also the idempotency probe: a replay after a
+ * crash between the catalog CAS and `complete` finds its own operation here.
  */
-async function alreadyPublished(host: TableHost, doc: MutationDoc, cur: Manifest, op: string, memo: Map<string, Manifest>): Promise<boolean> {
-  if (cur.operation === op) return true;
-  if (doc.fileId && cur.files.some((f) => f.id === doc.fileId)) return true;
+async function operationsSince(host: TableHost, doc: MutationDoc, cur: Manifest, memo: Map<string, Manifest>): Promise<string[]> {
+  const ops: string[] = [];
+  if (cur.version <= doc.baseVersion) return ops;
+  ops.push(cur.operation);
   let key = cur.parent;
   let version = cur.version - 1;
   while (key && version > doc.baseVersion) {
@@ -497,11 +544,11 @@ async function alreadyPublished(host: TableHost, doc: MutationDoc, cur: Manifest
       m = decodeManifest((await host.writeCtx.store.get(key)).bytes, key);
       memo.set(key, m);
     }
-    if (m.operation === op) return true;
+    ops.push(m.operation);
     key = m.parent;
     version = m.version - 1;
   }
-  return false;
+  return ops;
 }
 
 /** Payloads with no state document (a crash between the payload PUT and the intent) older than `graceMs`. */
@@ -540,7 +587,12 @@ export async function recoverMutations(
         await ms.remove(id);
         continue;
       }
-      await drive(host, ms, id);
+      try {
+        await drive(host, ms, id);
+      } catch (err) {
+        // Its caller is gone (or will start over itself): an abort is an outcome, not a failure.
+        if (!(err instanceof MutationAborted)) throw err;
+      }
       resumed.push(id);
     } catch (err) {
       if (isFloeError(err, 'CORRUPT')) {

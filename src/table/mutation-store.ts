@@ -62,9 +62,13 @@ export interface MutationDoc {
   readonly seq: number;
   /** Update, from `appended` on: the entry of the written (unpublished) data file. */
   readonly file: DataFileEntry | null;
-  /** Set when complete: rows newly masked and rows skipped (already gone). */
+  /** Set when complete: rows newly masked and rows skipped (already gone; always 0 since conflicts abort). */
   readonly applied: number | null;
   readonly skipped: number | null;
+  /** Update only: it sets a primary-key column (new keys must be checked at publish). Absent = false. */
+  readonly setsKey?: boolean;
+  /** Set when aborted: why. */
+  readonly reason?: string;
 }
 
 export const docKey = (id: string): string => `${MUTATIONS_PREFIX}${id}.json`;

@@ -5,10 +5,15 @@ import type { MutationKind, MutationState } from '../../src/table/mutation.js';
 import { MUTATION_STATES, advance, canTransition, isTerminal, nextState, progress, touch } from '../../src/table/mutation.js';
 
 const LEGAL: Record<MutationKind, Array<[MutationState, MutationState]>> = {
-  delete: [['intent', 'complete']],
+  delete: [
+    ['intent', 'complete'],
+    ['intent', 'aborted'],
+  ],
   update: [
     ['intent', 'appended'],
     ['appended', 'complete'],
+    ['intent', 'aborted'],
+    ['appended', 'aborted'],
   ],
 };
 
@@ -54,12 +59,15 @@ describe('mutation state machine', () => {
     assert.equal(progress('update', 'complete'), 1);
     assert.equal(progress('delete', 'intent'), 0);
     assert.equal(progress('delete', 'complete'), 1);
-    assert.ok(isTerminal('complete') && !isTerminal('intent') && !isTerminal('appended'));
+    assert.equal(progress('update', 'aborted'), 1);
+    assert.ok(isTerminal('complete') && isTerminal('aborted') && !isTerminal('intent') && !isTerminal('appended'));
+    assert.equal(nextState('update', 'aborted'), null);
   });
 
   it('touch bumps the version without changing state, and refuses a complete doc', () => {
     const d = { kind: 'update' as const, state: 'appended' as const, version: 2, n: 1 };
     assert.deepEqual(touch(d, { n: 2 }), { kind: 'update', state: 'appended', version: 3, n: 2 });
     assert.throws(() => touch({ ...d, state: 'complete' as const }, { n: 3 }), (e) => isFloeError(e, 'INVARIANT_VIOLATION'));
+    assert.throws(() => touch({ ...d, state: 'aborted' as const }, { n: 3 }), (e) => isFloeError(e, 'INVARIANT_VIOLATION'));
   });
 });
