@@ -52,8 +52,10 @@ export class LogTail {
   readonly #concurrency: number;
   /** Known chain members, oldest first (empty before the first poll or for an empty log). */
   #chain: SegmentMeta[] = [];
-  /** Lowest LSN the log held at the last full scan or base move (for LOG_GAP). */
+  /** Lowest LSN the log holds, as of the newest base seen (for LOG_GAP). */
   #firstLsn = 1;
+  /** Base object epochs the last listing showed; a change means a truncation ran (null: unknown). */
+  #bases: string | null = null;
   /** Readable-or-not segments above the tip that are not chain members (immutable: never re-read). */
   #debris = new Map<number, Slot>();
   #warm = new Map<number, Uint8Array>();
@@ -86,15 +88,13 @@ export class LogTail {
     return this.#serial(async () => {
       await this.#poll(since + 1);
       const first = this.#chain[0];
-      if (!first || since + 1 < first.firstLsn) {
-        // Older than what we know: only a full scan can say whether the log still holds it.
-        if (first) await this.#fullScan(since + 1);
-        if (since + 1 < this.#firstLsn) {
-          throw new FloeError('LOG_GAP', `records from LSN ${since + 1} were truncated; the log now starts at LSN ${this.#firstLsn} (re-read the checkpoint)`, {
-            key: this.#prefix,
-            backend: this.#store.location,
-          });
-        }
+      // Older than the members we still know (and not known to be truncated): only a full scan can tell.
+      if (first && since + 1 >= this.#firstLsn && since + 1 < first.firstLsn) await this.#fullScan(since + 1);
+      if (since + 1 < this.#firstLsn) {
+        throw new FloeError('LOG_GAP', `records from LSN ${since + 1} were truncated; the log now starts at LSN ${this.#firstLsn} (re-read the checkpoint)`, {
+          key: this.#prefix,
+          backend: this.#store.location,
+        });
       }
       const bound = this.#maxDurable();
       const members = this.#chain.filter((m) => m.recordCount > 0 && lastLsnOf(m) > since);
@@ -147,6 +147,7 @@ export class LogTail {
     const scan = await scanLog(this.#store, this.#prefix, this.#concurrency, warmFrom);
     this.#chain = [...scan.analysis.chain];
     this.#firstLsn = scan.analysis.firstLsn;
+    this.#bases = null; // the scan's listing is not ours: the next poll reads the base once
     this.#debris.clear();
     this.#warm.clear();
     this.#warmBytes = 0;
@@ -189,17 +190,24 @@ export class LogTail {
       if (d.unsupported) throw unsupported(this.#store, key, d.problem);
       slots.push({ epoch, meta: null });
     });
-    if (vanished || bases.some((b) => b > tip.epoch)) {
-      // The log's start may have moved past our tip: the base in effect decides.
-      const base = await readBase(this.#store, this.#prefix);
+    const baseSig = bases.join(',');
+    if (vanished || baseSig !== this.#bases) {
+      // A truncation ran (base objects changed) or is running: the base in effect decides
+      // where the log starts now, and whether it moved past our tip.
+      // No base object listed: the log was never truncated (the newest base is never pruned).
+      const base = baseSig === '' && !vanished ? null : await readBase(this.#store, this.#prefix);
       if (vanished || (base && base.startEpoch > tip.epoch)) {
         const a = base && !vanished ? analyzeLog(slots, base) : null;
         if (!a || a.baseProblem !== null) return this.#fullScan(warmFrom);
         this.#adopt(a.chain, fresh, slots, warmFrom);
         this.#chain = [...a.chain];
         this.#firstLsn = a.firstLsn;
+        this.#bases = baseSig;
         return;
       }
+      // The start is at or below our tip, so on the chain we know: its first LSN is the base's.
+      this.#firstLsn = base ? base.firstLsn : 1;
+      this.#bases = baseSig;
     }
     const a = analyzeLog([{ epoch: tip.epoch, meta: tip }, ...slots], { startEpoch: tip.epoch, firstLsn: tip.firstLsn });
     const grown = a.chain.slice(1);
