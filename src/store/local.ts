@@ -157,6 +157,16 @@ export interface LocalStoreOptions {
   readonly prepare?: boolean;
 }
 
+/** How this store's creates went (see "Prepared creates" in the module comment). */
+export interface PrepareStats {
+  /** Creates that used a prepared staging directory. */
+  readonly preparedCreates: number;
+  /** Creates that made their own staging directory. */
+  readonly inlineCreates: number;
+  /** Prepared staging directories held right now. */
+  readonly held: number;
+}
+
 /** What `sweep()` removed. */
 export interface SweepReport {
   /** Temp files and staging directories. */
@@ -438,6 +448,8 @@ export class LocalStore implements ObjectStore {
   /** A non-filesystem failure in background work (a bug), reported by close(). */
   #backgroundFailure: unknown = null;
   #expiry: NodeJS.Timeout | null = null;
+  #preparedCreates = 0;
+  #inlineCreates = 0;
   #closed = false;
 
   private constructor(root: string, fsync: boolean, staleMs: number, clock: () => number, fdPaths: boolean, prepare: boolean) {
@@ -651,7 +663,10 @@ export class LocalStore implements ObjectStore {
         if (prepared) {
           try {
             const r = await this.#createPrepared(key, loc, bytes, prepared);
-            if (r !== 'retry') return r;
+            if (r !== 'retry') {
+              this.#preparedCreates++;
+              return r;
+            }
           } finally {
             // Replace it only now: making a directory takes the parent's
             // lock, which this create's rename and fsync needed meanwhile.
@@ -662,6 +677,7 @@ export class LocalStore implements ObjectStore {
         pool.active--;
       }
     }
+    this.#inlineCreates++;
     for (let attempt = 0; attempt < DIR_ATTEMPTS; attempt++) {
       const staging = path.join(loc.parent, TMP + randomHex());
       const made = await this.#try('create staging directory', staging, key, () => fs.mkdir(staging), ['ENOENT']);
@@ -788,9 +804,10 @@ export class LocalStore implements ObjectStore {
     }
     if (!hot) return got;
     pool.want = Math.min(PREPARED_PER_DIR, Math.max(pool.want, pool.active + 1));
-    const next = got === null && pool.making > pool.waiters.length ? new Promise<Prepared | null>((resolve) => pool.waiters.push(resolve)) : null;
-    if (got === null) this.#refill(pool); // else after the create (see #create)
-    return got ?? (next ? await next : null);
+    if (got !== null) return got; // replaced after the create (see #create)
+    this.#refill(pool);
+    if (pool.making <= pool.waiters.length) return null;
+    return new Promise<Prepared | null>((resolve) => pool.waiters.push(resolve));
   }
 
   #fresh(p: Prepared, now: number): boolean {
@@ -1094,6 +1111,12 @@ export class LocalStore implements ObjectStore {
   }
 
   // -- maintenance ----------------------------------------------------------
+
+  prepareStats(): PrepareStats {
+    let held = 0;
+    for (const pool of this.#pools.values()) held += pool.ready.length;
+    return { preparedCreates: this.#preparedCreates, inlineCreates: this.#inlineCreates, held };
+  }
 
   /**
    * Collects what crashed or interrupted writers left anywhere under the
