@@ -5,27 +5,37 @@
  * State and invariants:
  * - The base is the catalog at checkpoint B (every table's manifest: data
  *   files and deletion bitmaps holding exactly the writes with seq <= B).
- * - The tail holds, per table and primary key, the newest change with
- *   seq > B (a row, or a tombstone for a delete), in a Memtable: an older seq
- *   never overwrites a newer one. Reads are the engine's own memtable-over-
- *   files reads, so a tail delete is authoritative over the base.
+ * - The tail holds, per table and primary key, the changes with seq > B (a
+ *   row, or a tombstone for a delete) in a Memtable: an older seq never
+ *   overwrites a newer one. Reads are the engine's own memtable-over-files
+ *   reads, so a tail delete is authoritative over the base.
  * - The changes of one seq are applied together, synchronously, and only
  *   then does `visibleSeq` move to it: a reader never sees half a
  *   transaction nor a seq whose data is absent.
- * - A rebase reads a newer catalog B' and keeps only the tail entries with
- *   seq > B'. Entries at or below B' are in the new base's files (deletes
- *   included, as masked rows), so nothing is resurrected; entries above it
- *   stay, so nothing is lost. A base older than the current one is refused.
- * - Hot swap builds the whole new state (manifests fetched, new files'
- *   footers loaded, tail copied) beside the old one and installs it with one
- *   assignment; readers take the state object once per read, so they never
- *   wait and never mix the two. A plain `rebase()` makes readers wait.
- * - advance, rebase and hot swap are serialized; reads run concurrently.
- * Nothing here writes to the store.
+ * - A rebase moves to a newer catalog B' (never an older one). Tail entries
+ *   at or below B' are in the new base's files (deletes as masked rows,
+ *   bulk changes such as appends, deleteWhere and updateWhere as files and
+ *   bitmaps), so reads of the new state ignore them: nothing is resurrected
+ *   and nothing a bulk change removed reappears. Entries above B' stay, so
+ *   nothing is lost.
+ * - The swap costs readers O(1): the new state is built beside the old one
+ *   (manifests fetched, only changed ones; footers of new files loaded with
+ *   yields between files) and shares the old tail object, with B' as a seq
+ *   floor below which reads ignore entries. It is installed with one
+ *   assignment, and readers take the state object once per read, so they
+ *   never mix two states. Afterwards the dead entries are pruned by copying
+ *   the live ones into a fresh tail in bounded chunks with yields between
+ *   them, then installing that (same contents for every read) the same way.
+ *   A plain `rebase()` makes readers wait while the new state is built.
+ * - Every advance first checks the catalog (a HEAD, then a GET only when
+ *   its etag changed): bulk commits publish a catalog version without a log
+ *   record, so a moved catalog is hot-swapped to before the tail is applied.
+ * - advance, rebase, hot swap and pruning are serialized (one at a time);
+ *   reads run concurrently with all of them. Nothing here writes to the store.
  */
 import type { Change, Database } from '../db/database.js';
 import type { CatalogState } from '../db/catalog.js';
-import { readCatalog } from '../db/catalog.js';
+import { CATALOG_KEY, readCatalog } from '../db/catalog.js';
 import { FloeError, isFloeError } from '../errors.js';
 import type { TableSchema } from '../format/schema.js';
 import { keyOf, schemaFromJson } from '../format/schema.js';
@@ -34,6 +44,7 @@ import { openStore } from '../store/uri.js';
 import { FileCache } from '../table/files.js';
 import type { Manifest } from '../table/manifest.js';
 import { decodeManifest } from '../table/manifest.js';
+import type { MemEntry, MemSnapshot } from '../table/memtable.js';
 import { Memtable } from '../table/memtable.js';
 import { ReadonlyTable } from '../table/table.js';
 import type { TableView } from '../table/view.js';
@@ -62,6 +73,8 @@ export interface ReplicaStats {
   readonly lagMs: number;
   readonly rebases: number;
   readonly gapsRecovered: number;
+  /** Version of the catalog the base was read from. */
+  readonly catalogVersion: number;
 }
 
 interface TableState {
@@ -72,6 +85,8 @@ interface TableState {
   readonly schema: TableSchema;
   readonly pk: readonly string[] | null;
   readonly tail: Memtable;
+  /** Tail entries with seq <= floor are in the base files: reads ignore them (0: the tail holds none). */
+  readonly floor: number;
 }
 
 interface State {
@@ -96,8 +111,10 @@ export class Replica {
   #rebases = 0;
   #gaps = 0;
   #closed = false;
+  /** Etag of the catalog last read: an unchanged HEAD means no catalog move. */
+  #catalogEtag: string;
 
-  private constructor(store: ObjectStore, owns: boolean, source: LogSource, state: State, options: ReplicaOptions) {
+  private constructor(store: ObjectStore, owns: boolean, source: LogSource, state: State, etag: string, options: ReplicaOptions) {
     this.store = store;
     this.#ownsStore = owns;
     this.source = source;
@@ -105,6 +122,7 @@ export class Replica {
     this.#now = options.now ?? Date.now;
     this.#timeoutMs = options.rebaseTimeoutMs ?? 30_000;
     this.#state = state;
+    this.#catalogEtag = etag;
     this.#latestSeq = state.visibleSeq;
     this.#freshAt = this.#now();
   }
@@ -127,7 +145,7 @@ export class Replica {
       const cat = await readCatalog(store);
       if (!cat) throw new FloeError('NOT_A_DATABASE', `no floe database at ${store.location}`);
       const state = await buildState(store, cat, null, null);
-      return new Replica(store, owns, r0, state, options);
+      return new Replica(store, owns, r0, state, cat.etag, options);
     } catch (err) {
       if (owns) await store.close();
       throw err;
@@ -158,6 +176,7 @@ export class Replica {
     const st = this.#state;
     const t = st.tables.get(name);
     if (!t) throw new FloeError('NOT_FOUND', `no table "${name}" in replica of ${this.store.location} (tables: ${this.listTables().join(', ') || 'none'})`);
+    const snap = t.tail.snapshot(st.visibleSeq);
     return {
       store: this.store,
       files: this.#files,
@@ -166,12 +185,20 @@ export class Replica {
       manifestKey: t.manifestKey,
       schema: t.schema,
       primaryKey: t.pk,
-      mem: [t.tail.snapshot(st.visibleSeq)],
+      mem: [t.floor > 0 ? aboveFloor(snap, t.floor) : snap],
       seq: st.visibleSeq,
     };
   }
 
-  /** Apply every change the source holds now (up to its bound). LOG_GAP when the log moved past us. */
+  /** Catalog version of the current base. */
+  get catalogVersion(): number {
+    return this.#state.catalogVersion;
+  }
+
+  /**
+   * Follow the catalog (bulk commits) and apply every change the source
+   * holds now (up to its bound). LOG_GAP when the log moved past us.
+   */
   advance(): Promise<number> {
     return this.#serial(() => this.#advance());
   }
@@ -188,7 +215,8 @@ export class Replica {
         } catch (err) {
           if (!isFloeError(err, 'LOG_GAP') || attempt >= 5) throw err;
           this.#gaps++;
-          await this.#rebase(true);
+          await this.#swap(true, this.#timeoutMs, null);
+          await this.#pruneTails();
         }
       }
     });
@@ -197,27 +225,35 @@ export class Replica {
   /** Move to the newest base; readers wait while it is built. */
   rebase(): Promise<void> {
     return this.#serial(async () => {
-      const p = this.#rebase(false);
+      const p = this.#swap(false, this.#timeoutMs, null);
       this.#gate = p;
       try {
         await p;
       } finally {
         this.#gate = null;
       }
+      await this.#pruneTails();
     });
   }
 
-  /** Build the newest base beside the current state and swap atomically; TIMEOUT leaves the old state. */
+  /**
+   * Build the newest base beside the current state and swap atomically, then
+   * prune the tail in chunks; TIMEOUT (building took longer than `timeoutMs`)
+   * leaves the old state.
+   */
   rebaseHotSwap(options: { timeoutMs?: number } = {}): Promise<void> {
-    return this.#serial(() => this.#rebase(true, options.timeoutMs));
+    return this.#serial(async () => {
+      await this.#swap(true, options.timeoutMs ?? this.#timeoutMs, null);
+      await this.#pruneTails();
+    });
   }
 
-  /** Figures about the replica; asks the source for its newest seq (a log listing for a store source). */
+  /** Figures about the replica; asks the source for its newest seq (one poll of the log for a store source). */
   async stats(): Promise<ReplicaStats> {
     this.#latestSeq = Math.max(this.#latestSeq, await this.source.latestSeq());
     const st = this.#state;
     let tail = 0;
-    for (const t of st.tables.values()) tail += t.tail.size;
+    for (const t of st.tables.values()) tail += t.floor > 0 ? liveEntries(t) : t.tail.size;
     return {
       baseSeq: st.baseSeq,
       visibleSeq: st.visibleSeq,
@@ -227,6 +263,7 @@ export class Replica {
       lagMs: Math.max(0, this.#now() - this.#freshAt),
       rebases: this.#rebases,
       gapsRecovered: this.#gaps,
+      catalogVersion: st.catalogVersion,
     };
   }
 
@@ -251,6 +288,7 @@ export class Replica {
 
   async #advance(): Promise<number> {
     const startedAt = this.#now();
+    await this.#followCatalog();
     let applied = 0;
     let group: Change[] = [];
     const flushGroup = async (): Promise<void> => {
@@ -271,6 +309,24 @@ export class Replica {
     return applied;
   }
 
+  /**
+   * Bulk commits (append, load, deleteWhere/updateWhere, compaction, schema
+   * changes) and flushes move the catalog without a log record. One HEAD
+   * tells whether it moved since we last read it; if so, hot-swap to it.
+   * Its checkpoint covers every point write the bulk commit could have
+   * overtaken (the engine flushes before publishing), so the tail applied
+   * afterwards continues exactly where the new base ends.
+   */
+  async #followCatalog(): Promise<void> {
+    const info = await this.store.head(CATALOG_KEY);
+    if (!info) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`, { key: CATALOG_KEY, backend: this.store.location });
+    if (info.etag === this.#catalogEtag) return;
+    const cat = await readCatalog(this.store);
+    if (!cat) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`, { key: CATALOG_KEY, backend: this.store.location });
+    await this.#swap(true, this.#timeoutMs, cat);
+    await this.#pruneTails();
+  }
+
   async #applyGroup(changes: readonly Change[]): Promise<void> {
     const seq = changes[0]!.seq;
     // Learn tables created after the base (async) before applying anything (sync).
@@ -288,27 +344,99 @@ export class Replica {
   /**
    * A table created after the base: every point write to it has a seq above
    * the base (it did not exist at the checkpoint), so it starts with no
-   * files and the tail supplies its rows.
+   * files and the tail supplies its rows; files of bulk commits to it arrive
+   * with the next catalog swap.
    */
   async #learnTable(name: string): Promise<void> {
     const cat = await readCatalog(this.store);
     const e = cat?.catalog.tables[name];
     if (!e) return;
     const m = await fetchManifest(this.store, e.manifest);
-    this.#state.tables.set(name, tableState(name, e.id, { ...m, files: [] }, e.manifest, null));
+    this.#state.tables.set(name, tableState(name, e.id, { ...m, files: [] }, e.manifest, new Memtable(), 0));
   }
 
-  async #rebase(hot: boolean, timeoutMs = this.#timeoutMs): Promise<void> {
+  /**
+   * Build the state of the newest catalog (or `given`) beside the current
+   * one and install it with one assignment. An older or equal catalog
+   * changes nothing.
+   */
+  async #swap(hot: boolean, timeoutMs: number, given: CatalogState | null): Promise<void> {
     const deadline = this.#now() + timeoutMs;
-    const cat = await readCatalog(this.store);
-    if (!cat) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`);
+    const timeout = (what: string): FloeError =>
+      new FloeError('TIMEOUT', `hot-swap rebase of replica ${this.store.location} exceeded ${timeoutMs} ms ${what}; the old state stays`, { backend: this.store.location });
+    const cat = given ?? (await readCatalog(this.store));
+    if (!cat) throw new FloeError('NOT_A_DATABASE', `catalog vanished from ${this.store.location}`, { key: CATALOG_KEY, backend: this.store.location });
+    if (this.#now() > deadline) throw timeout('reading the catalog');
     const old = this.#state;
-    if (cat.catalog.version < old.catalogVersion) return; // an older catalog than ours: nothing to gain
+    if (cat.catalog.version <= old.catalogVersion) {
+      this.#catalogEtag = cat.etag;
+      return; // not newer than ours: nothing to gain
+    }
     const next = await buildState(this.store, cat, old, hot ? { files: this.#files, deadline, now: this.#now } : null);
-    if (this.#now() > deadline) throw new FloeError('TIMEOUT', `hot-swap rebase of replica ${this.store.location} exceeded ${timeoutMs} ms; the old state stays`);
+    if (this.#now() > deadline) throw timeout('building the new state');
+    if (this.#state !== old) throw new FloeError('INVARIANT_VIOLATION', `replica of ${this.store.location}: state changed during a serialized rebase`);
     this.#state = next;
+    this.#catalogEtag = cat.etag;
     this.#rebases++;
   }
+
+  /**
+   * Drop tail entries at or below each table's floor: copy the live ones
+   * into a fresh Memtable, yielding to readers every PRUNE_CHUNK entries,
+   * then install a state with the fresh tails (reads see the same rows
+   * before and after). Serialized with advance, so no change is applied
+   * while copying and none can be lost.
+   */
+  async #pruneTails(): Promise<void> {
+    const st = this.#state;
+    const fresh = new Map<string, TableState>();
+    let n = 0;
+    for (const t of st.tables.values()) {
+      if (t.floor === 0) continue;
+      const tail = new Memtable();
+      for (const e of t.tail.versions()) {
+        if (e.seq > t.floor) tail.apply(e);
+        if (++n % PRUNE_CHUNK === 0) await yieldToReaders();
+      }
+      fresh.set(t.name, { ...t, tail, floor: 0 });
+    }
+    if (fresh.size === 0) return;
+    if (this.#state !== st) throw new FloeError('INVARIANT_VIOLATION', `replica of ${this.store.location}: state changed while its tail was pruned`);
+    const tables = new Map<string, TableState>();
+    for (const [name, t] of st.tables) tables.set(name, fresh.get(name) ?? t);
+    this.#state = { catalogVersion: st.catalogVersion, baseSeq: st.baseSeq, visibleSeq: st.visibleSeq, tables };
+  }
+}
+
+/** Tail entries copied between yields while pruning (about a millisecond of work). */
+const PRUNE_CHUNK = 4096;
+
+function yieldToReaders(): Promise<void> {
+  return new Promise((res) => setImmediate(res));
+}
+
+/** A tail snapshot that hides entries at or below `floor` (they are in the base files). */
+function aboveFloor(snap: MemSnapshot, floor: number): MemSnapshot {
+  // Versions are in seq order, so when the newest one within the bound is at
+  // or below the floor, every one is: the key has no live tail entry.
+  const get = (key: string): MemEntry | undefined => {
+    const e = snap.get(key);
+    return e && e.seq > floor ? e : undefined;
+  };
+  let cached: MemEntry[] | null = null;
+  return {
+    maxSeq: snap.maxSeq,
+    size: snap.size,
+    get,
+    has: (key) => get(key) !== undefined,
+    entries: () => (cached ??= snap.entries().filter((e) => e.seq > floor)),
+  };
+}
+
+function liveEntries(t: TableState): number {
+  let n = 0;
+  for (const e of t.tail.snapshot().entries()) if (e.seq > t.floor) n++;
+  return n;
 }
 
 async function buildState(
@@ -320,17 +448,20 @@ async function buildState(
   const base = cat.catalog.checkpointLsn;
   const tables = new Map<string, TableState>();
   for (const [name, e] of Object.entries(cat.catalog.tables)) {
-    const m = await fetchManifest(store, e.manifest);
     const prev = old?.tables.get(name);
-    tables.set(name, tableState(name, e.id, m, e.manifest, prev && prev.id === e.id ? { tail: prev.tail, above: base } : null));
+    const same = prev && prev.id === e.id ? prev : null;
+    // Manifests are immutable: an unchanged key needs no GET.
+    const m = same && same.manifestKey === e.manifest ? same.manifest : await fetchManifest(store, e.manifest);
+    // The new state shares the table's tail; the new checkpoint is its floor.
+    tables.set(name, same ? tableState(name, e.id, m, e.manifest, same.tail, Math.max(base, same.floor)) : tableState(name, e.id, m, e.manifest, new Memtable(), 0));
     if (warm) {
       const had = new Set(prev?.manifest.files.map((f) => f.key) ?? []);
       for (const f of m.files) {
-        if (warm.now() > warm.deadline) throw new FloeError('TIMEOUT', `hot-swap rebase of replica ${store.location} ran out of time loading ${f.key}`);
+        if (warm.now() > warm.deadline) throw new FloeError('TIMEOUT', `hot-swap rebase of replica ${store.location} ran out of time loading ${f.key}`, { key: f.key, backend: store.location });
         if (!had.has(f.key)) {
           await warm.files.file(f);
           // Footer decoding is CPU work on this thread: let waiting reads run between files.
-          await new Promise((res) => setImmediate(res));
+          await yieldToReaders();
         }
       }
     }
@@ -339,10 +470,9 @@ async function buildState(
   return { catalogVersion: cat.catalog.version, baseSeq: base, visibleSeq, tables };
 }
 
-function tableState(name: string, id: string, m: Manifest, key: string, carry: { tail: Memtable; above: number } | null): TableState {
-  const tail = new Memtable();
-  if (carry) for (const e of carry.tail.versions()) if (e.seq > carry.above) tail.apply(e);
-  return { name, id, manifest: m, manifestKey: key, schema: schemaFromJson(m.schema), pk: m.primaryKey, tail };
+function tableState(name: string, id: string, m: Manifest, key: string, tail: Memtable, floor: number): TableState {
+  // A table the base does not know yet has an empty tail: no floor needed.
+  return { name, id, manifest: m, manifestKey: key, schema: schemaFromJson(m.schema), pk: m.primaryKey, tail, floor: tail.size === 0 ? 0 : floor };
 }
 
 async function fetchManifest(store: ObjectStore, key: string): Promise<Manifest> {
