@@ -52,7 +52,8 @@ import type { HistoryEntry, Snapshot } from './history.js';
 import { checkoutCommit, listHistory } from './history.js';
 import type { CommitResult, CompactTablesResult, LoadOptions, TableAlteration } from './multitable.js';
 import { alterTables as alterTablesImpl, compactTables as compactTablesImpl, dropTables, load as loadTables } from './multitable.js';
-import type { CompactOptions } from '../table/compact.js';
+import type { AutoCompactPolicy, CompactOptions } from '../table/compact.js';
+import { DEFAULT_AUTO_COMPACT, autoCompactOptions, compactTable, compactionDue } from '../table/compact.js';
 import type { IntentReport, RecoverOptions } from './recovery.js';
 import { pendingRecovery, recover as recoverIntents } from './recovery.js';
 import { collectGarbage } from './gc.js';
@@ -92,6 +93,13 @@ export interface OpenOptions {
    * than `maxAgeMs` ago. A low-water mark: a later flush truncates them.
    */
   readonly logRetention?: LogRetention;
+  /**
+   * Background compaction after commits (default on for read-write opens):
+   * `false` turns it off; an object overrides parts of the policy (see
+   * AutoCompactPolicy: minSmallFiles 8, smallFileRows 262,144,
+   * deletedFraction 0.3, maxRows 1,000,000 per run).
+   */
+  readonly autoCompact?: boolean | Partial<AutoCompactPolicy>;
 }
 
 export interface LogRetention {
@@ -204,6 +212,13 @@ export interface DbInternals {
   background(what: string, task: () => Promise<unknown>): void;
   /** Resolves when every background task queued so far has run. */
   settled(): Promise<void>;
+  /**
+   * Run `fn` while no background compaction of this process runs (and
+   * start none meanwhile): a multi-table commit fixes every table's expected
+   * version up front, so a compaction published in between would make it
+   * fail CAS_CONFLICT. Other processes' commits can still do that.
+   */
+  withoutCompaction<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 interface TableMem {
@@ -240,6 +255,10 @@ export class Database {
   #closed = false;
   readonly #host: TableHost;
   readonly #retention: LogRetention;
+  readonly #autoCompact: AutoCompactPolicy | null;
+  readonly #compactQueued = new Set<string>();
+  /** Held by a background compaction run and by multi-table commits (see DbInternals.withoutCompaction). */
+  #tableLock: Promise<unknown> = Promise.resolve();
   /** (seq, time) samples for age-based log retention; pruned as the log is truncated. */
   #retentionMarks: Array<{ seq: number; at: number }> = [];
 
@@ -259,6 +278,7 @@ export class Database {
     this.#memtableBytes = options.memtableBytes ?? 64 * 1024 * 1024;
     this.#catalogMaxAgeMs = options.catalogMaxAgeMs ?? 1000;
     this.#retention = checkRetention(options.logRetention);
+    this.#autoCompact = autoCompactPolicy(options.autoCompact, this.readOnly);
     // Data-file reads go through a read-through cache of immutable ranges,
     // so repeated point reads and scans of hot files skip the store.
     const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
@@ -278,6 +298,9 @@ export class Database {
 
   /** Open (creating if absent, unless read-only) the database at `uri` or on `store`. */
   static async open(target: string | ObjectStore, options: OpenOptions = {}): Promise<Database> {
+    // Bad options fail before anything is opened or claimed.
+    checkRetention(options.logRetention);
+    autoCompactPolicy(options.autoCompact, false);
     const owns = typeof target === 'string';
     let store: ObjectStore;
     try {
@@ -598,10 +621,43 @@ export class Database {
       this.#retry,
     );
     if (st) {
+      const before = this.#catalog.catalog.tables;
       this.#catalog = st;
       this.#catalogReadAt = this.#now();
+      for (const [name, e] of Object.entries(st.catalog.tables)) if (before[name]?.manifest !== e.manifest) this.#maybeCompact(name);
     }
     await this.#fp.hit('catalog.cas.after');
+  }
+
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.#tableLock;
+    let release!: () => void;
+    this.#tableLock = new Promise<void>((r) => (release = r));
+    try {
+      await prev.catch(() => undefined);
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  /** After a commit changed `name`: compact it in the background if the policy says so. */
+  #maybeCompact(name: string): void {
+    const policy = this.#autoCompact;
+    if (!policy || this.#compactQueued.has(name)) return;
+    this.#compactQueued.add(name);
+    this._internals.background(`compaction of "${name}"`, async () => {
+      this.#compactQueued.delete(name);
+      const e = this.#catalog.catalog.tables[name];
+      if (!e || !compactionDue(await this.#manifest(e.manifest), policy)) return;
+      try {
+        await this.#exclusive(() => compactTable(this.#host, name, e.id, autoCompactOptions(policy)));
+      } catch (err) {
+        // A concurrent commit replaced a picked file or the table went away: the next commit re-checks.
+        if (isFloeError(err, 'CAS_CONFLICT') || isFloeError(err, 'NOT_FOUND')) return;
+        throw err;
+      }
+    });
   }
 
   /** Record our log generation in the catalog; older writers' flushes then fail FENCED. */
@@ -1002,6 +1058,7 @@ export class Database {
       reserveIds: (n) => this.#reserveIds(n),
       cacheManifest: (key, m) => void this.#manifests.set(key, m),
       settled: () => this.#maintenance,
+      withoutCompaction: (fn) => this.#exclusive(fn),
       background: (what, task) => {
         this.#maintenance = this.#maintenance.then(async () => {
           // Start after the caller's current step has returned to its caller.
@@ -1050,6 +1107,19 @@ export class Transaction {
     this.#open = false;
     return this.#writes;
   }
+}
+
+function autoCompactPolicy(o: OpenOptions['autoCompact'], readOnly: boolean): AutoCompactPolicy | null {
+  if (readOnly || o === false) return null;
+  if (o === undefined || o === true) return DEFAULT_AUTO_COMPACT;
+  if (o === null || typeof o !== 'object') throw new FloeError('INVALID_ARGUMENT', `autoCompact must be a boolean or a policy object, got ${String(o)}`);
+  const p = { ...DEFAULT_AUTO_COMPACT, ...o };
+  for (const [k, v] of Object.entries(p)) {
+    if (!(k in DEFAULT_AUTO_COMPACT)) throw new FloeError('INVALID_ARGUMENT', `autoCompact: unknown option "${k}" (${Object.keys(DEFAULT_AUTO_COMPACT).join(', ')})`);
+    const ok = k === 'deletedFraction' ? typeof v === 'number' && v > 0 && v <= 1 : typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+    if (!ok) throw new FloeError('INVALID_ARGUMENT', `autoCompact.${k}: bad value ${String(v)}`);
+  }
+  return p;
 }
 
 function checkRetention(r: LogRetention | undefined): LogRetention {

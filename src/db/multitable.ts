@@ -60,7 +60,11 @@ export interface TablePlan {
 const ABANDON = new Set(['CAS_CONFLICT', 'INVALID_ARGUMENT', 'SCHEMA_MISMATCH', 'NOT_FOUND']);
 
 /** Run the commit protocol for `plans` (distinct table names). */
-export async function commitTables(db: DbInternals, writer: WriterKind, plans: readonly TablePlan[]): Promise<CommitResult> {
+export function commitTables(db: DbInternals, writer: WriterKind, plans: readonly TablePlan[]): Promise<CommitResult> {
+  return db.withoutCompaction(() => runCommit(db, writer, plans));
+}
+
+async function runCommit(db: DbInternals, writer: WriterKind, plans: readonly TablePlan[]): Promise<CommitResult> {
   if (db.readOnly) throw new FloeError('INVALID_ARGUMENT', `${writer}: the database was opened readOnly`);
   if (plans.length === 0) throw new FloeError('INVALID_ARGUMENT', `${writer}: name at least one table`);
   if (new Set(plans.map((p) => p.name)).size !== plans.length) throw new FloeError('INVALID_ARGUMENT', `${writer}: a table is named twice`);

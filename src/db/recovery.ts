@@ -207,7 +207,8 @@ async function recordCommit(db: DbInternals, intent: Intent, tables: Readonly<Re
   await db.failpoints.hit('recovery.commit-entry.after', { key: commitKey(intent.id) });
 }
 
-const MOVED = 'intent-tables-moved';
+/** The catalog moved under a roll-forward's CAS: classify again against it. */
+class Moved extends Error {}
 const FINAL: readonly Decision[] = ['roll-forward', 'already-published', 'roll-back'];
 
 async function recoverOne(db: DbInternals, key: string, id: string, mode: RecoveryMode): Promise<IntentReport | null> {
@@ -232,6 +233,10 @@ async function recoverOne(db: DbInternals, key: string, id: string, mode: Recove
       return { id: intent.id, key, writer: intent.writer, tables: intent.tables.map((t) => ({ name: t.name, classification: 'recorded' as const })), decision: done };
     }
   }
+  // Set once this run decided roll-forward and then found the catalog moved:
+  // another process carried out that same decision, so it is recorded as ours
+  // (one audit entry per decision, however the two runs interleave).
+  let forwardDecided = false;
   for (let round = 0; ; round++) {
     const cat = (await db.refreshCatalog()).catalog;
     const { classes, decision } = assess(intent, await observe(db, intent, cat.tables), mode);
@@ -258,24 +263,26 @@ async function recoverOne(db: DbInternals, key: string, id: string, mode: Recove
         // Its publishing CAS put the history entry in the catalog's ring; a
         // commit published by an older floe (no ring) is recorded here.
         if (!(cat.commits ?? []).some((c) => c.id === intent.id)) await recordCommit(db, intent, applyIntent(cat.tables, intent));
-        await audit(db, intent, intent.id, mode, classes, 'already-published');
+        await audit(db, intent, intent.id, mode, classes, forwardDecided ? 'roll-forward' : 'already-published');
         await finish(db, key);
-        return r;
+        return forwardDecided ? { ...r, decision: 'roll-forward' } : r;
       case 'roll-forward': {
         const plan = intent;
         try {
           // Publish and record in one CAS, as the writer would have.
           const st = await db.casCatalog(async (c) => {
             if (atPlanned(c.tables, plan)) return null;
-            if (!atExpected(c.tables, plan)) throw new FloeError('CAS_CONFLICT', MOVED);
+            if (!atExpected(c.tables, plan)) throw new Moved();
             const tables = applyIntent(c.tables, plan);
             const entry = { id: plan.id, writer: plan.writer, at: db.now(), changed: plan.tables.map((t) => t.name), tables };
             return { ...c, tables, commits: withCommit(c.commits, entry), updatedAt: db.now() };
           });
           if (spillDue(st.catalog)) db.background('history spill', () => spillHistory(db));
         } catch (err) {
-          if (isFloeError(err, 'CAS_CONFLICT') && err.message === MOVED && round < 8) continue; // re-classify against the new catalog
-          throw err;
+          if (!(err instanceof Moved)) throw err;
+          forwardDecided = true;
+          if (round < 8) continue; // re-classify against the new catalog
+          throw new FloeError('CAS_CONFLICT', `recovery of ${intent.id}: the catalog kept moving under its roll-forward (9 rounds); run db.recover() again`, { key });
         }
         await db.failpoints.hit('recovery.cas.after', { key });
         await audit(db, intent, intent.id, mode, classes, 'roll-forward');

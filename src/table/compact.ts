@@ -31,6 +31,37 @@ import { scanView } from './read.js';
 import type { FileCache } from './files.js';
 import { writeBitmap, writeDataFile } from './write.js';
 
+/**
+ * When a table is compacted in the background (`open(..., { autoCompact })`):
+ * after a commit leaves it with at least `minSmallFiles` files under
+ * `smallFileRows` rows, or a file with at least `deletedFraction` of its rows
+ * masked. Each background run rewrites at most `maxRows` rows (the smallest
+ * files first), so memory stays bounded; the next commit triggers the rest.
+ */
+export interface AutoCompactPolicy {
+  readonly minSmallFiles: number;
+  readonly smallFileRows: number;
+  readonly deletedFraction: number;
+  readonly maxRows: number;
+}
+
+export const DEFAULT_AUTO_COMPACT: AutoCompactPolicy = { minSmallFiles: 8, smallFileRows: 256 * 1024, deletedFraction: 0.3, maxRows: 1_000_000 };
+
+/** Is a background compaction of `m` due under `p`? Pure. */
+export function compactionDue(m: Manifest, p: AutoCompactPolicy): boolean {
+  let small = 0;
+  for (const f of m.files) {
+    if (f.rows < p.smallFileRows) small++;
+    if (f.rows > 0 && (f.deletes?.count ?? 0) / f.rows >= p.deletedFraction) return true;
+  }
+  return small >= p.minSmallFiles;
+}
+
+/** The options a background run of `p` compacts with. Pure. */
+export function autoCompactOptions(p: AutoCompactPolicy): CompactOptions {
+  return { smallFileRows: p.smallFileRows, deletedFraction: p.deletedFraction, maxRows: p.maxRows };
+}
+
 export interface CompactOptions {
   /** Files with fewer rows than this are merged (default 256k). */
   readonly smallFileRows?: number;
@@ -38,6 +69,8 @@ export interface CompactOptions {
   readonly deletedFraction?: number;
   /** Rows per output file (default 1,000,000). */
   readonly rowsPerFile?: number;
+  /** At most this many rows are rewritten per call, smallest files first (default: no limit). */
+  readonly maxRows?: number;
 }
 
 export interface CompactResult {
@@ -48,12 +81,25 @@ export interface CompactResult {
   readonly version: number;
 }
 
-/** Which files to rewrite. Pure. */
+/**
+ * Which files to rewrite: files with at least `deletedFraction` masked, and
+ * the small files when there are two or more; at most `maxRows` rows in
+ * all, the smallest files first (a single file over the cap is never
+ * picked by size alone). Pure.
+ */
 export function pickFiles(m: Manifest, o: Required<CompactOptions>): DataFileEntry[] {
   const small = m.files.filter((f) => f.rows < o.smallFileRows);
   const dirty = m.files.filter((f) => f.rows > 0 && (f.deletes?.count ?? 0) / f.rows >= o.deletedFraction);
-  const pick = new Set<DataFileEntry>(dirty);
-  if (small.length >= 2) for (const f of small) pick.add(f);
+  const cands = [...new Set<DataFileEntry>([...dirty, ...(small.length >= 2 ? small : [])])].sort((a, b) => a.rows - b.rows);
+  const pick = new Set<DataFileEntry>();
+  let rows = 0;
+  for (const f of cands) {
+    if (rows + f.rows > o.maxRows) break;
+    pick.add(f);
+    rows += f.rows;
+  }
+  // Merging one small file alone gains nothing; a dirty file alone still drops its masked rows.
+  if (pick.size === 1 && !dirty.includes([...pick][0]!)) return [];
   return m.files.filter((f) => pick.has(f));
 }
 
@@ -74,8 +120,9 @@ export function compactOptions(name: string, options: CompactOptions): Required<
     smallFileRows: options.smallFileRows ?? 256 * 1024,
     deletedFraction: options.deletedFraction ?? 0.1,
     rowsPerFile: options.rowsPerFile ?? 1_000_000,
+    maxRows: options.maxRows ?? Number.MAX_SAFE_INTEGER,
   };
-  if (!(o.rowsPerFile >= 1) || !(o.deletedFraction > 0) || !(o.smallFileRows >= 0)) throw new FloeError('INVALID_ARGUMENT', `compact of "${name}": bad options`);
+  if (!(o.rowsPerFile >= 1) || !(o.deletedFraction > 0) || !(o.smallFileRows >= 0) || !(o.maxRows >= 1)) throw new FloeError('INVALID_ARGUMENT', `compact of "${name}": bad options`);
   return o;
 }
 

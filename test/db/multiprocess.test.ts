@@ -40,7 +40,7 @@ describe('multi-process', () => {
       const t = await check.table('t');
       assert.equal(await t.count(), 800);
       const v = await t.versions();
-      assert.equal(v[0]!.version, 17); // create + 16 appends, none lost
+      assert.equal(v.filter((x) => x.operation === 'append').length, 16, 'none of the 16 appends lost'); // (background compactions add versions too)
       await check.close();
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -16,7 +16,7 @@ import type { FailpointHook } from '../../src/store/failpoints.js';
 import { FaultyStore } from '../../src/store/faults.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { listKeys } from '../../src/store/list.js';
-import { pickFiles } from '../../src/table/compact.js';
+import { compactionDue, pickFiles } from '../../src/table/compact.js';
 
 const schema = { k: { type: 'int64', nullable: false }, v: 'utf8', n: { type: 'int64', nullable: false } } as const;
 const big = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
@@ -66,10 +66,27 @@ describe('compact', () => {
   it('pickFiles: small files only in groups of two or more, plus files with many masked rows', () => {
     const f = (id: string, rows: number, deleted = 0) => ({ id, rows, deletes: deleted ? { key: id, count: deleted } : null }) as never;
     const m = (files: unknown[]) => ({ files }) as never;
-    const o = { smallFileRows: 100, deletedFraction: 0.1, rowsPerFile: 1000 };
+    const o = { smallFileRows: 100, deletedFraction: 0.1, rowsPerFile: 1000, maxRows: Number.MAX_SAFE_INTEGER };
     assert.deepEqual(pickFiles(m([f('a', 10)]), o), []);
     assert.deepEqual((pickFiles(m([f('a', 10), f('b', 500), f('c', 20)]), o) as Array<{ id: string }>).map((x) => x.id), ['a', 'c']);
     assert.deepEqual((pickFiles(m([f('a', 500, 60), f('b', 500, 10)]), o) as Array<{ id: string }>).map((x) => x.id), ['a']);
+    // maxRows: smallest first, manifest order kept; a lone small file is not worth a rewrite.
+    const capped = { ...o, maxRows: 35 };
+    assert.deepEqual((pickFiles(m([f('a', 30), f('b', 10), f('c', 20), f('d', 5)]), capped) as Array<{ id: string }>).map((x) => x.id), ['b', 'c', 'd']);
+    assert.deepEqual(pickFiles(m([f('a', 30), f('b', 40)]), capped), []);
+    assert.deepEqual((pickFiles(m([f('a', 30, 5), f('b', 40)]), capped) as Array<{ id: string }>).map((x) => x.id), ['a'], 'a dirty file alone is still rewritten');
+  });
+
+  it('compactionDue: enough small files, or one file with enough masked rows', () => {
+    const f = (rows: number, deleted = 0) => ({ id: 'x', rows, deletes: deleted ? { key: 'x', count: deleted } : null }) as never;
+    const m = (files: unknown[]) => ({ files }) as never;
+    const p = { minSmallFiles: 3, smallFileRows: 100, deletedFraction: 0.5, maxRows: 1000 };
+    assert.equal(compactionDue(m([f(10), f(10)]), p), false);
+    assert.equal(compactionDue(m([f(10), f(10), f(99)]), p), true);
+    assert.equal(compactionDue(m([f(10), f(10), f(100)]), p), false);
+    assert.equal(compactionDue(m([f(1000, 499)]), p), false);
+    assert.equal(compactionDue(m([f(1000, 500)]), p), true);
+    assert.equal(compactionDue(m([]), p), false);
   });
 
   it('a tombstone published while compaction runs is carried into the new file', async () => {
@@ -146,5 +163,60 @@ describe('compact', () => {
     assert.equal(retainedVersion(1, 900, 1000, { versions: 2 }), true);
     assert.equal(retainedVersion(1, 900, 1000, { ms: 200 }), true);
     assert.equal(retainedVersion(1, 700, 1000, { ms: 200 }), false);
+  });
+});
+
+describe('background compaction (autoCompact)', () => {
+  const appendFiles = async (t: { append(rows: Row[]): Promise<unknown> }, files: number, per: number, first = 0): Promise<void> => {
+    for (let f = 0; f < files; f++) {
+      const rows: Row[] = [];
+      for (let i = 0; i < per; i++) rows.push({ k: BigInt(first + f * per + i), v: `r${first + f * per + i}`, n: BigInt(i % 5) });
+      await t.append(rows);
+    }
+  };
+
+  it('merges small files after the commit that makes them enough, keeping every row, _id and _seq', async () => {
+    const store = new MemoryStore();
+    const db = await open(store, { autoCompact: { minSmallFiles: 4 } });
+    const t = await db.createTable('t', schema, { primaryKey: 'k' });
+    await appendFiles(t, 3, 10);
+    await db._internals.settled();
+    assert.equal((await t.stats()).files, 3, 'below the threshold: left alone');
+    const before = await snapshot(t);
+    await appendFiles(t, 1, 10, 1000); // the 4th small file
+    const want = JSON.parse(before) as unknown[];
+    await db._internals.settled();
+    assert.equal((await t.stats()).files, 1);
+    const after = JSON.parse(await snapshot(t)) as unknown[];
+    assert.equal(after.length, want.length + 10);
+    assert.deepEqual(after.slice(0, want.length), want, 'rows, _id and _seq kept');
+    assert.ok((await t.versions()).some((v) => v.operation === 'compact'));
+    await db.close();
+  });
+
+  it('drops masked rows of a file once enough of it is deleted; off when autoCompact is false', async () => {
+    for (const auto of [true, false]) {
+      const store = new MemoryStore();
+      const db = await open(store, { autoCompact: auto ? { deletedFraction: 0.5 } : false });
+      const t = await db.createTable('t', schema, { primaryKey: 'k' });
+      await appendFiles(t, 1, 40);
+      await t.deleteWhere({ n: 0n });
+      await t.deleteWhere({ n: 1n });
+      await db._internals.settled();
+      assert.equal((await t.stats()).deletedRows, 16, 'two of five groups deleted: under half');
+      await t.deleteWhere({ n: 2n });
+      await db._internals.settled();
+      const st = await t.stats();
+      assert.equal(st.rows, 16);
+      assert.equal(st.deletedRows, auto ? 0 : 24, auto ? 'compacted: masked rows dropped' : 'no background compaction');
+      await db.close();
+    }
+  });
+
+  it('rejects a bad policy before opening anything', async () => {
+    const store = new MemoryStore();
+    await assert.rejects(open(store, { autoCompact: { minSmallFiles: 0 } }), (err) => isFloeError(err, 'INVALID_ARGUMENT') && /minSmallFiles/.test(err.message));
+    await assert.rejects(open(store, { autoCompact: { nope: 1 } as never }), (err) => isFloeError(err, 'INVALID_ARGUMENT') && /nope/.test(err.message));
+    assert.deepEqual(await listKeys(store, ''), [], 'nothing was created');
   });
 });
