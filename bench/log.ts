@@ -9,6 +9,15 @@
  * - LevelDB (classic-level, put with sync: true); LevelDB batches concurrent
  *   writers itself.
  * - The raw fsync rate: 4 KiB appends + fsync to one file (bench/lib.ts).
+ * - The floor of one new durable object on this filesystem: with its
+ *   directory and empty file made beforehand, write + fsync the file, rename
+ *   the directory into place, fsync the parent (synchronous calls, nothing
+ *   else running). A commit group is one new object, so no group, and no
+ *   lone commit, can be faster. Next to it: the cost of making one inode
+ *   (mkdir) here and now, which some filesystems make slow (ext4 without a
+ *   journal skips recently freed inodes one by one), and the local store's
+ *   create-only put alone, with prepared staging directories (the default)
+ *   and without.
  *
  * Then floe's log on S3 (FLOE_S3_ENDPOINT, else http://127.0.0.1:7480) at 1
  * and 64 committers, when a server answers.
@@ -27,6 +36,7 @@
  *   node dist/bench/log.js
  */
 import { randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -141,6 +151,69 @@ async function levelSystem(dir: string): Promise<System> {
   };
 }
 
+interface CreateFloor {
+  /** write + fsync of the file, rename of its directory, fsync of the parent. */
+  readonly floor: Summary;
+  /** mkdir of one new directory (one inode) in the same place. */
+  readonly mkdir: Summary;
+}
+
+/**
+ * The physical floor of one new durable object in `dir`: its directory and
+ * empty file are made (and the directory fsynced) beforehand, untimed; timed
+ * is what no create can skip under POSIX: the bytes durable before the name
+ * is published, the name durable after. Two flushes in order.
+ */
+function measureCreateFloor(dir: string, n: number, bytes: number): CreateFloor {
+  const root = fsSync.mkdtempSync(path.join(dir, 'floor-'));
+  const parent = path.join(root, 'log');
+  fsSync.mkdirSync(parent);
+  const body = randomBytes(bytes);
+  const mkdirLat: number[] = [];
+  const lat: number[] = [];
+  try {
+    const made: { staging: string; fd: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const staging = path.join(parent, `t${i}`);
+      const t0 = nowMs();
+      fsSync.mkdirSync(staging);
+      mkdirLat.push(nowMs() - t0);
+      const fd = fsSync.openSync(path.join(staging, 'g1'), 'wx');
+      const dfd = fsSync.openSync(staging, 'r');
+      fsSync.fsyncSync(dfd);
+      fsSync.closeSync(dfd);
+      made.push({ staging, fd });
+    }
+    for (const [i, { staging, fd }] of made.entries()) {
+      const t0 = nowMs();
+      fsSync.writeSync(fd, body, 0, body.length, 0);
+      fsSync.fsyncSync(fd);
+      fsSync.closeSync(fd);
+      fsSync.renameSync(staging, path.join(parent, `k${i}`));
+      const pfd = fsSync.openSync(parent, 'r');
+      fsSync.fsyncSync(pfd);
+      fsSync.closeSync(pfd);
+      lat.push(nowMs() - t0);
+    }
+  } finally {
+    fsSync.rmSync(root, { recursive: true, force: true });
+  }
+  return { floor: summarize(lat), mkdir: summarize(mkdirLat) };
+}
+
+/** Latencies of `n` create-only puts of `bytes` bytes into one directory, one at a time (5 warm-up). */
+async function measureStoreCreates(store: ObjectStore, n: number, bytes: number): Promise<Summary> {
+  const body = randomBytes(bytes);
+  const lat: number[] = [];
+  for (let i = -5; i < n; i++) {
+    const t0 = nowMs();
+    await store.putIfAbsent(`probe/${String(i + 5).padStart(8, '0')}`, body);
+    if (i >= 0) lat.push(nowMs() - t0);
+  }
+  for (const k of await listKeys(store, 'probe/')) await store.delete(k);
+  return summarize(lat);
+}
+
 function openS3(endpoint: string): Promise<{ store: ObjectStore; dispose: () => Promise<void> }> {
   return openBenchS3(endpoint, 'log');
 }
@@ -168,21 +241,25 @@ async function main(): Promise<void> {
   /** The fsync rate measured right before each concurrency level (disks drift). */
   const fsyncAt = new Map<number, FsyncRate>();
   let storePut: Summary | null = null;
+  let storePutInline: Summary | null = null;
+  let floor: CreateFloor | null = null;
+  const probeN = Math.min(base, 200);
   try {
+    floor = measureCreateFloor(dir, probeN, RECORD_BYTES + 64);
+    console.log(`new-object floor (write+fsync, rename, fsync parent): p50 ${fmt(floor.floor.p50)} ms; one mkdir here: p50 ${fmt(floor.mkdir.p50)} ms`);
     const local = await LocalStore.open(path.join(dir, 'floe'));
     try {
       // What one segment write costs the store by itself: a create-only put of
-      // a one-record segment's size, one at a time.
-      const body = randomBytes(RECORD_BYTES + 64);
-      const lat: number[] = [];
-      for (let i = -5; i < Math.min(base, 200); i++) {
-        const t0 = nowMs();
-        await local.putIfAbsent(`probe/${i + 5}`, body);
-        if (i >= 0) lat.push(nowMs() - t0);
+      // a one-record segment's size, one at a time; and the same without
+      // prepared staging directories (each create makes its own inodes).
+      const inline = await LocalStore.open(path.join(dir, 'floe-inline'), { prepare: false });
+      try {
+        storePutInline = await measureStoreCreates(inline, probeN, RECORD_BYTES + 64);
+      } finally {
+        await inline.close();
       }
-      storePut = summarize(lat);
-      for (const k of await listKeys(local, 'probe/')) await local.delete(k);
-      console.log(`local putIfAbsent alone: p50 ${fmt(storePut.p50)} ms, p99 ${fmt(storePut.p99)} ms`);
+      storePut = await measureStoreCreates(local, probeN, RECORD_BYTES + 64);
+      console.log(`local putIfAbsent alone: p50 ${fmt(storePut.p50)} ms, p99 ${fmt(storePut.p99)} ms (without prepared directories: p50 ${fmt(storePutInline.p50)} ms)`);
       const systems = [await floeSystem('floe log (local)', new MetricsStore(local), logOptions), sqliteSystem(dir), await levelSystem(dir)];
       try {
         // Systems take turns at each level, so a drifting disk hits them alike.
@@ -241,7 +318,16 @@ async function main(): Promise<void> {
     r.commitsPerSec / rateAt(r.committers),
   ]);
   const fsyncCells: Cell[][] = [['4 KiB append + fsync (one file)', fsync.appends, fsync.appendsPerSec, fsync.p50Ms, fsync.p99Ms]];
+  if (floor) {
+    fsyncCells.push(
+      [`new-object floor: write ${RECORD_BYTES + 64} B + fsync, rename, fsync parent`, floor.floor.n, 1000 / floor.floor.mean, floor.floor.p50, floor.floor.p99],
+      ['mkdir of one new directory (inode allocation)', floor.mkdir.n, 1000 / floor.mkdir.mean, floor.mkdir.p50, floor.mkdir.p99],
+    );
+  }
   if (storePut) fsyncCells.push([`LocalStore.putIfAbsent, ${RECORD_BYTES + 64} B, alone`, storePut.n, 1000 / storePut.mean, storePut.p50, storePut.p99]);
+  if (storePutInline) {
+    fsyncCells.push([`... with prepare: false (inodes made inline)`, storePutInline.n, 1000 / storePutInline.mean, storePutInline.p50, storePutInline.p99]);
+  }
 
   const f64 = find('floe log (local)', 64);
   const f1 = find('floe log (local)', 1);
@@ -257,6 +343,13 @@ async function main(): Promise<void> {
       ['64 committers vs records/group x fsync rate', '>= 50%', `${fmt(ofCeiling * 100)}% of ${fmt(ceiling)}/s`, verdict(ofCeiling >= 0.5)],
       ['lone committer p50 vs raw fsync p50', '<= 1.5x', `${fmt(loneRatio)}x (${fmt(f1.latencyMs.p50)} vs ${fmt(lone.p50Ms)} ms)`, verdict(loneRatio <= 1.5)],
     );
+    if (floor) {
+      const floorRatio = floor.floor.p50 / fsync.p50Ms;
+      targets.push(
+        ['(reference) new-object floor p50 vs raw fsync p50', '-', `${fmt(floorRatio)}x (${fmt(floor.floor.p50)} vs ${fmt(fsync.p50Ms)} ms)`, '-'],
+        ['(reference) lone committer p50 vs new-object floor p50', '-', `${fmt(f1.latencyMs.p50 / floor.floor.p50)}x`, '-'],
+      );
+    }
   }
 
   console.log('\nraw fsync (same run):');
@@ -271,7 +364,9 @@ async function main(): Promise<void> {
     markdownTable(['probe', 'n', 'appends/s', 'p50 ms', 'p99 ms'], fsyncCells),
     '',
     `\`fs.writeSync\` + \`fs.fsyncSync\` of 4 KiB blocks to one file in \`${fsync.dir}\` (${fsync.fsType}), the file system every local system below used.`,
-    'The second row is the local store alone writing one segment-sized object: the floor for one commit group (floe adds no I/O of its own per group).',
+    'The new-object floor is what any durable create of a new name must do under POSIX, timed with everything else made beforehand: the bytes made durable (fsync) before the name is published (rename), the name made durable (fsync of the parent) before it is acknowledged, i.e. two flushes in order.',
+    'A commit group is one new segment object (the log spec), so this floor bounds a lone committer from below: the 1.5x-raw-fsync target is below it whenever the floor is above 1.5x.',
+    'The mkdir row is the price of one new inode here and now (a new object needs two); the last two rows are the local store alone writing one segment-sized object, with its default prepared staging directories and with `prepare: false`.',
     '',
     '## Durable commits',
     '',

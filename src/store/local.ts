@@ -1126,8 +1126,9 @@ export class LocalStore implements ObjectStore {
    */
   async sweep(): Promise<SweepReport> {
     this.#checkOpen();
-    // Our own prepared directories are not garbage, but a sweep with a
-    // shorter grace period than ours could take them: give them up first.
+    // Our own prepared directories are not garbage: give them up first, so
+    // the walk below judges only what others left, and a clock that jumped
+    // (tests do that) cannot make it collect one a create is about to use.
     await this.#dropPrepared();
     const report: SweepReport = { temps: 0, retired: 0, superseded: 0, claimsBroken: 0, emptyDirs: 0 };
     await this.#sweepDir(this.root, report, true);
