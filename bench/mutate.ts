@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   try {
     // ---- load
     const metrics = new MetricsStore(await openStore(path.join(root, 'floe')));
-    const db = await open(metrics);
+    const db = await open(metrics, { autoCompact: false }); // mutations alone; compaction is measured explicitly below
     const t = await db.createTable('t', { id: { type: 'int64', nullable: false }, r: { type: 'int64', nullable: false }, v: 'float64', s: 'utf8' });
     for (let at = 0; at < N; at += FILE_ROWS) await t.append(batch(at, Math.min(FILE_ROWS, N - at)));
     const lance = await import('@lancedb/lancedb');

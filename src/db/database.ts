@@ -96,7 +96,7 @@ export interface OpenOptions {
   /**
    * Background compaction after commits (default on for read-write opens):
    * `false` turns it off; an object overrides parts of the policy (see
-   * AutoCompactPolicy: minSmallFiles 8, smallFileRows 262,144,
+   * AutoCompactPolicy: minSmallFiles 8, smallFileRows 32,768,
    * deletedFraction 0.3, maxRows 1,000,000 per run).
    */
   readonly autoCompact?: boolean | Partial<AutoCompactPolicy>;

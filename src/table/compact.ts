@@ -45,7 +45,7 @@ export interface AutoCompactPolicy {
   readonly maxRows: number;
 }
 
-export const DEFAULT_AUTO_COMPACT: AutoCompactPolicy = { minSmallFiles: 8, smallFileRows: 256 * 1024, deletedFraction: 0.3, maxRows: 1_000_000 };
+export const DEFAULT_AUTO_COMPACT: AutoCompactPolicy = { minSmallFiles: 8, smallFileRows: 32 * 1024, deletedFraction: 0.3, maxRows: 1_000_000 };
 
 /** Is a background compaction of `m` due under `p`? Pure. */
 export function compactionDue(m: Manifest, p: AutoCompactPolicy): boolean {

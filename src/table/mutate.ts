@@ -502,17 +502,21 @@ async function publishEffect(host: TableHost, doc: MutationDoc): Promise<{ appli
       if (doc.kind === 'update' && doc.setsKey && adding.length > 0) {
         throw new Conflict(`it sets primary-key columns and rows were added since its snapshot (by "${adding[0]}"), so its new keys could collide`);
       }
-      const deletes = new Map<string, DeletionRef>();
-      for (const [fileId, pos] of masks) {
-        const f = cur.files.find((x) => x.id === fileId)!;
-        const mk = `${fileId}|${f.deletes?.key ?? ''}|${pos.length}`;
-        let ref = bitmapMemo.get(mk);
-        if (!ref) {
-          ref = await writeBitmap(ctx, doc.tableId, f, pos, 'mutate');
-          bitmapMemo.set(mk, ref);
-        }
-        deletes.set(fileId, ref);
-      }
+      // One new bitmap per touched file; independent objects, so written at once.
+      const deletes = new Map<string, DeletionRef>(
+        await Promise.all(
+          [...masks].map(async ([fileId, pos]): Promise<[string, DeletionRef]> => {
+            const f = cur.files.find((x) => x.id === fileId)!;
+            const mk = `${fileId}|${f.deletes?.key ?? ''}|${pos.length}`;
+            let ref = bitmapMemo.get(mk);
+            if (!ref) {
+              ref = await writeBitmap(ctx, doc.tableId, f, pos, 'mutate');
+              bitmapMemo.set(mk, ref);
+            }
+            return [fileId, ref];
+          }),
+        ),
+      );
       applied = targets.length;
       const addFiles: DataFileEntry[] = doc.kind === 'update' ? [doc.file!] : [];
       await ctx.failpoints.hit('mutate.publish.before', { key: doc.id });
