@@ -20,18 +20,21 @@
  * 4xx status for bad requests (401 bad token, 400 bad parameter, 404 unknown
  * table or route, 410 LOG_GAP) and 5xx otherwise. A failure after a change
  * stream has started is sent as a final `{ error }` line. The server only
- * reads; it never writes to the store.
+ * reads; it never writes to the store. All change streams share one
+ * incremental log follower (replica/logtail.ts), so a poll costs the server
+ * one LIST plus the new segments, not a scan of the whole log.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import type { Database } from '../db/database.js';
+import type { Change, Database } from '../db/database.js';
 import { validateTableName } from '../db/database.js';
 import { FloeError, isFloeError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { recordBatchToRows } from '../format/schema.js';
 import { decodeValue, encodeRow } from '../format/values.js';
-import { changeToWire } from '../replica/source.js';
+import type { LogSource } from '../replica/source.js';
+import { changeToWire, storeSource } from '../replica/source.js';
 
 export interface ServerOptions {
   /** Require `Authorization: Bearer <token>` on every route but /health. */
@@ -51,10 +54,14 @@ const MAX_PARAM_CHARS = 64 * 1024;
 
 export function createServer(db: Database, options: ServerOptions = {}): FloeServer {
   const maxLimit = options.maxLimit ?? 10_000;
+  // One incremental log follower shared by every /changes request: a poll
+  // lists only what was written since the previous one, so followers polling
+  // an idle database do not make the server rescan its whole log.
+  const feed = storeSource(db.store);
   const token = options.token === undefined ? null : Buffer.from(options.token);
   if (token && token.length === 0) throw new FloeError('INVALID_ARGUMENT', 'createServer: token must not be empty');
   const server = http.createServer((req, res) => {
-    handle(db, req, res, token, maxLimit).catch((err: unknown) => {
+    handle(db, feed, req, res, token, maxLimit).catch((err: unknown) => {
       // Last resort: the handler failed after headers went out; end the response.
       if (!res.headersSent) sendError(res, err);
       else res.end();
@@ -78,7 +85,7 @@ export function createServer(db: Database, options: ServerOptions = {}): FloeSer
   };
 }
 
-async function handle(db: Database, req: http.IncomingMessage, res: http.ServerResponse, token: Buffer | null, maxLimit: number): Promise<void> {
+async function handle(db: Database, feed: LogSource, req: http.IncomingMessage, res: http.ServerResponse, token: Buffer | null, maxLimit: number): Promise<void> {
   try {
     if (req.method !== 'GET') throw new HttpError(405, 'INVALID_ARGUMENT', `method ${req.method ?? '?'} not allowed; this server only reads (GET)`);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -93,7 +100,7 @@ async function handle(db: Database, req: http.IncomingMessage, res: http.ServerR
       return;
     }
     if (parts.length === 1 && parts[0] === 'changes') {
-      await streamChanges(db, url, res);
+      await streamChanges(db, feed, url, res);
       return;
     }
     if (parts.length === 3 && parts[0] === 'tables') {
@@ -126,18 +133,21 @@ async function handle(db: Database, req: http.IncomingMessage, res: http.ServerR
   }
 }
 
-async function streamChanges(db: Database, url: URL, res: http.ServerResponse): Promise<void> {
+async function streamChanges(db: Database, feed: LogSource, url: URL, res: http.ServerResponse): Promise<void> {
   const since = intParam(url, 'since', 0, Number.MAX_SAFE_INTEGER) ?? 0;
   const format = url.searchParams.get('format') ?? 'ndjson';
   if (format !== 'ndjson' && format !== 'sse') throw new FloeError('INVALID_ARGUMENT', `query parameter "format" must be ndjson or sse`);
   const sse = format === 'sse';
-  const iter = db.changes({ since, until: db.visibleSeq });
+  // Bounded by the seq visible now (every change up to it is durable in the log);
+  // a follower that is up to date costs no log read at all.
+  const until = db.visibleSeq;
+  const iter = since >= until ? noChanges() : upTo(feed.stream(since), until);
   // Pull the first change before answering, so a LOG_GAP is a 410, not a broken stream.
   let first = await iter.next();
   res.writeHead(200, {
     'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
     'cache-control': 'no-store',
-    'x-floe-visible-seq': String(db.visibleSeq),
+    'x-floe-visible-seq': String(until),
   });
   const frame = (json: string, seq: number | null): string => (sse ? `${seq === null ? 'event: error\n' : `id: ${seq}\n`}data: ${json}\n\n` : `${json}\n`);
   try {
@@ -149,6 +159,17 @@ async function streamChanges(db: Database, url: URL, res: http.ServerResponse): 
     res.write(frame(JSON.stringify(errorBody(err).body), null));
   }
   res.end();
+}
+
+/** An empty change stream. */
+async function* noChanges(): AsyncGenerator<Change> {}
+
+/** The changes of `source` up to seq `until` (inclusive). */
+async function* upTo(source: AsyncIterable<Change>, until: number): AsyncGenerator<Change> {
+  for await (const c of source) {
+    if (c.seq > until) return;
+    yield c;
+  }
 }
 
 class HttpError extends FloeError {

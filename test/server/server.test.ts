@@ -1,7 +1,9 @@
 /**
  * The HTTP server: reads, the NDJSON change feed, health; bearer-token
  * auth; every parameter validated with a 4xx JSON error carrying the
- * FloeError code; a replica following the server over HTTP.
+ * FloeError code; a replica following the server over HTTP (point writes
+ * from the feed, bulk commits through the catalog on its store); the feed's
+ * store requests per poll.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +16,7 @@ import type { FloeServer } from '../../src/server/server.js';
 import { createServer, statusOf } from '../../src/server/server.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
+import { MetricsStore } from '../../src/store/metrics.js';
 
 const TOKEN = 'tok-123';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -146,6 +149,58 @@ describe('server', () => {
     assert.deepEqual((await viaSse.table('t').scan({ columns: ['k'] }).toArray()).map((x) => x.k), ['a', 'c', 'd', 'e']);
     await viaSse.close();
     await r.close();
+  });
+
+  it('a replica over HTTP sees bulk commits (append, deleteWhere, updateWhere) on advance, through its store', async () => {
+    const mem = new MemoryStore();
+    const own = await open(mem);
+    const t = await own.createTable('b', { k: { type: 'utf8', nullable: false }, v: 'int64' }, { primaryKey: 'k' });
+    await t.upsert([{ k: 'a', v: 1n }, { k: 'b', v: 2n }]);
+    const s2 = createServer(own);
+    const u = await s2.listen(0, '127.0.0.1');
+    const r = await replica(mem, { source: httpSource(u) });
+    const rows = async (): Promise<string[]> => (await r.table('b').scan().toArray()).map((x) => `${String(x.k)}=${String(x.v)}`).sort();
+    await r.advance();
+    assert.deepEqual(await rows(), ['a=1', 'b=2']);
+    await t.append([{ k: 'c', v: 3n }]);
+    await r.advance();
+    assert.deepEqual(await rows(), ['a=1', 'b=2', 'c=3']);
+    await t.upsert({ k: 'd', v: 4n });
+    await t.deleteWhere({ k: ['a', 'd'] });
+    await r.advance();
+    assert.deepEqual(await rows(), ['b=2', 'c=3']);
+    await t.updateWhere({ k: 'c' }, { v: 30n });
+    await t.upsert({ k: 'e', v: 5n });
+    await r.advance();
+    assert.deepEqual(await rows(), ['b=2', 'c=30', 'e=5']);
+    assert.equal(r.visibleSeq, own.visibleSeq);
+    await r.close();
+    await s2.close();
+    await own.close();
+  });
+
+  it('the change feed follows the log incrementally: an up-to-date poll reads nothing, a new commit costs one LIST and one GET', async () => {
+    const metrics = new MetricsStore(new MemoryStore());
+    const own = await open(metrics, { logRetention: { minSeqs: 1_000_000 } });
+    const t = await own.createTable('c', { k: { type: 'utf8', nullable: false }, v: 'int64' }, { primaryKey: 'k' });
+    for (let i = 0; i < 40; i++) await t.upsert({ k: `k${i % 7}`, v: BigInt(i) });
+    const s3 = createServer(own);
+    const u = await s3.listen(0, '127.0.0.1');
+    const feed = async (since: number): Promise<number> => {
+      const res = await fetch(`${u}/changes?since=${since}`);
+      assert.equal(res.status, 200);
+      return (await res.text()).split('\n').filter((l) => l !== '').length;
+    };
+    assert.equal(await feed(0), 40); // first poll: the whole log
+    metrics.reset();
+    assert.equal(await feed(own.visibleSeq), 0);
+    assert.equal(metrics.requests(), 0, 'an up-to-date follower costs no store request');
+    await t.upsert({ k: 'new', v: 1n });
+    metrics.reset();
+    assert.equal(await feed(own.visibleSeq - 1), 1);
+    assert.deepEqual([metrics.requests('list'), metrics.requests('get')], [1, 1], JSON.stringify(metrics.snapshot()));
+    await s3.close();
+    await own.close();
   });
 
   it('maps every error code to a status (4xx for caller errors)', () => {
