@@ -97,12 +97,12 @@
  * group, up to ~0.7 ms each here), so in a directory that keeps receiving
  * new objects (a log's segments) the store prepares the next staging
  * directory in the background: `.floe-t-*` holding an empty `.floe-g1-*`
- * file, the directory fsynced, the file left open. A create then only writes
- * its bytes into that file, fsyncs it, renames the directory onto the
- * object path and fsyncs the parent: the same durable states in the same
- * order as above (I1 holds: the directory's entry for generation 1 was made
- * durable while preparing, the bytes before the rename), with two
- * thread-pool round trips instead of seven. A prepared directory is used
+ * file, left open (metadata only: no fsync, so preparing never queues a
+ * flush ahead of a create's). A create then writes its bytes into that
+ * file, fsyncs it and the staging directory at once, renames the directory
+ * onto the object path and fsyncs the parent: the same durable states in
+ * the same order as above (I1 holds), with two thread-pool round trips
+ * instead of seven. A prepared directory is used
  * only while younger than half the grace period by `clock` (checked in the
  * same synchronous step as the rename), so no collector sharing the grace
  * period can be removing it then; older ones are removed, as are all of
@@ -736,10 +736,20 @@ export class LocalStore implements ObjectStore {
     try {
       try {
         await writeAllAt(p.fd, bytes);
-        if (this.#fsync) await fsyncFd(p.fd);
+        if (this.#fsync) {
+          // The bytes, and the staging directory's entry for the file (what
+          // I1 needs of it): independent, so at once, both before the rename.
+          // Settled both before the descriptor can be closed.
+          const [bytesSynced, entrySynced] = await Promise.allSettled([fsyncFd(p.fd), syncDirAt(p.staging)]);
+          if (bytesSynced.status === 'rejected') throw bytesSynced.reason;
+          if (entrySynced.status === 'rejected') throw entrySynced.reason;
+        }
         open = false;
         fsSync.closeSync(p.fd);
       } catch (err) {
+        // ENOENT can only come from opening the staging directory: it was
+        // collected meanwhile (sweep() or a writer elsewhere judged it stale).
+        if (errnoOf(err) === 'ENOENT') return 'retry';
         throw mapFsError(err, 'write new object file', file, key, this.location);
       }
       // The age check and the rename form one synchronous step: a collector
@@ -832,10 +842,9 @@ export class LocalStore implements ObjectStore {
       await fs.mkdir(staging);
       made = true;
       fd = await openFd(path.join(staging, genFileName(gen)), FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL, 0o644);
-      // The staging directory's entry for the file (what I1 needs of it) is
-      // made durable now, off the create's path; the create's own fsync of
-      // the file then carries its bytes and size.
-      if (this.#fsync) await syncDirAt(staging);
+      // Nothing is fsynced here: preparing is metadata only (CPU), so it
+      // never queues a flush ahead of a create's. The create fsyncs the
+      // staging directory alongside the file (see #createPrepared).
       p = { staging, gen, fd, madeAt };
     } catch (err) {
       // A preparation only saves time. When it fails (the directory was
