@@ -365,7 +365,7 @@ describe('replica follows bulk commits', () => {
     await r.advance(); // sees the catalog move: swap, then prune
     done = true;
     await Promise.all(readers);
-    // The prune copies a few thousand entries per chunk with a yield between chunks;
+    // The prune visits about a thousand entries per chunk with a yield between chunks;
     // the readers get turns at each (a synchronous copy would give them none).
     assert.ok(during >= 5, `reads completed during the swap: ${during}`);
     assert.equal(newest, 2n);
