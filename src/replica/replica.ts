@@ -87,6 +87,8 @@ interface TableState {
   readonly tail: Memtable;
   /** Tail entries with seq <= floor are in the base files: reads ignore them (0: the tail holds none). */
   readonly floor: number;
+  /** Learned from a log record before any catalog swap: its files are left out, so its manifest is never reused. */
+  readonly partial: boolean;
 }
 
 interface State {
@@ -352,7 +354,7 @@ export class Replica {
     const e = cat?.catalog.tables[name];
     if (!e) return;
     const m = await fetchManifest(this.store, e.manifest);
-    this.#state.tables.set(name, tableState(name, e.id, { ...m, files: [] }, e.manifest, new Memtable(), 0));
+    this.#state.tables.set(name, { ...tableState(name, e.id, { ...m, files: [] }, e.manifest, new Memtable(), 0), partial: true });
   }
 
   /**
@@ -450,8 +452,8 @@ async function buildState(
   for (const [name, e] of Object.entries(cat.catalog.tables)) {
     const prev = old?.tables.get(name);
     const same = prev && prev.id === e.id ? prev : null;
-    // Manifests are immutable: an unchanged key needs no GET.
-    const m = same && same.manifestKey === e.manifest ? same.manifest : await fetchManifest(store, e.manifest);
+    // Manifests are immutable: an unchanged key needs no GET (unless we kept only part of it).
+    const m = same && !same.partial && same.manifestKey === e.manifest ? same.manifest : await fetchManifest(store, e.manifest);
     // The new state shares the table's tail; the new checkpoint is its floor.
     tables.set(name, same ? tableState(name, e.id, m, e.manifest, same.tail, Math.max(base, same.floor)) : tableState(name, e.id, m, e.manifest, new Memtable(), 0));
     if (warm) {
@@ -472,7 +474,7 @@ async function buildState(
 
 function tableState(name: string, id: string, m: Manifest, key: string, tail: Memtable, floor: number): TableState {
   // A table the base does not know yet has an empty tail: no floor needed.
-  return { name, id, manifest: m, manifestKey: key, schema: schemaFromJson(m.schema), pk: m.primaryKey, tail, floor: tail.size === 0 ? 0 : floor };
+  return { name, id, manifest: m, manifestKey: key, schema: schemaFromJson(m.schema), pk: m.primaryKey, tail, floor: tail.size === 0 ? 0 : floor, partial: false };
 }
 
 async function fetchManifest(store: ObjectStore, key: string): Promise<Manifest> {

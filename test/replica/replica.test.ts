@@ -303,6 +303,38 @@ describe('replica follows bulk commits', () => {
     });
   }
 
+  it('a table learned from the log between the catalog check and the tail gets its bulk-loaded files at the next advance', async () => {
+    const store = new MemoryStore();
+    const db = await open(store);
+    await db.createTable('t', schema, { primaryKey: 'k' });
+    const inner = storeSource(store);
+    let interleave: (() => Promise<void>) | null = null;
+    // A source that lets the primary commit right after the replica checked the catalog.
+    const source = {
+      ...inner,
+      stream: (since: number): AsyncIterable<Change> => ({
+        [Symbol.asyncIterator]: async function* () {
+          const run = interleave;
+          interleave = null;
+          if (run) await run();
+          yield* inner.stream(since);
+        },
+      }),
+    };
+    const r = await replica(store, { source });
+    interleave = async () => {
+      const u = await db.createTable('u', schema, { primaryKey: 'k' });
+      await u.append([{ k: 'bulk', v: 1n }]);
+      await u.upsert({ k: 'point', v: 2n });
+    };
+    await r.advance();
+    assert.equal((await r.table('u').get('point'))?.v, 2n, 'the point write arrives with the table');
+    await r.advance(); // the catalog moved: the swap must bring u's files, not the partial view
+    assert.deepEqual(await replicaRows(r, 'u'), new Map([['bulk', 1n], ['point', 2n]]));
+    await r.close();
+    await db.close();
+  });
+
   it('an idle advance costs one HEAD of the catalog and one LIST of the log, however long the log', async () => {
     const mem = new MemoryStore();
     const db = await open(mem, { logRetention: { minSeqs: 1_000_000 } });
