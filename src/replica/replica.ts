@@ -87,8 +87,6 @@ interface TableState {
   readonly tail: Memtable;
   /** Tail entries with seq <= floor are in the base files: reads ignore them (0: the tail holds none). */
   readonly floor: number;
-  /** Learned from a log record before any catalog swap: its files are left out, so its manifest is never reused. */
-  readonly partial: boolean;
 }
 
 interface State {
@@ -297,8 +295,7 @@ export class Replica {
       if (group.length === 0) return;
       const g = group;
       group = [];
-      await this.#applyGroup(g);
-      applied += g.length;
+      applied += await this.#applyGroup(g);
     };
     for await (const c of this.source.stream(this.#state.visibleSeq)) {
       if (group.length > 0 && c.seq !== group[0]!.seq) await flushGroup();
@@ -329,32 +326,28 @@ export class Replica {
     await this.#pruneTails();
   }
 
-  async #applyGroup(changes: readonly Change[]): Promise<void> {
+  /** Apply the changes of one seq; returns how many were applied. */
+  async #applyGroup(changes: readonly Change[]): Promise<number> {
     const seq = changes[0]!.seq;
-    // Learn tables created after the base (async) before applying anything (sync).
-    for (const c of changes) if (!this.#state.tables.has(c.table)) await this.#learnTable(c.table);
+    if (changes.some((c) => !this.#state.tables.has(c.table))) {
+      // A table our base does not know (created after it): move to the newest
+      // catalog first, which knows every table created so far, files of bulk
+      // commits to it included. Its checkpoint may already hold this seq.
+      await this.#swap(true, this.#timeoutMs, null);
+      await this.#pruneTails();
+      if (seq <= this.#state.visibleSeq) return 0;
+    }
     const st = this.#state;
+    let n = 0;
     for (const c of changes) {
       const t = st.tables.get(c.table);
       if (!t) continue; // dropped since: nothing to show
       const key = t.pk ? keyOf(c.key, t.pk) : keyOfId(c.id ?? 0n);
       t.tail.apply({ key, seq, id: c.id ?? 0n, row: c.op === 'upsert' ? c.row : null, bytes: 64 });
+      n++;
     }
     if (seq > st.visibleSeq) st.visibleSeq = seq;
-  }
-
-  /**
-   * A table created after the base: every point write to it has a seq above
-   * the base (it did not exist at the checkpoint), so it starts with no
-   * files and the tail supplies its rows; files of bulk commits to it arrive
-   * with the next catalog swap.
-   */
-  async #learnTable(name: string): Promise<void> {
-    const cat = await readCatalog(this.store);
-    const e = cat?.catalog.tables[name];
-    if (!e) return;
-    const m = await fetchManifest(this.store, e.manifest);
-    this.#state.tables.set(name, { ...tableState(name, e.id, { ...m, files: [] }, e.manifest, new Memtable(), 0), partial: true });
+    return n;
   }
 
   /**
@@ -452,8 +445,8 @@ async function buildState(
   for (const [name, e] of Object.entries(cat.catalog.tables)) {
     const prev = old?.tables.get(name);
     const same = prev && prev.id === e.id ? prev : null;
-    // Manifests are immutable: an unchanged key needs no GET (unless we kept only part of it).
-    const m = same && !same.partial && same.manifestKey === e.manifest ? same.manifest : await fetchManifest(store, e.manifest);
+    // Manifests are immutable: an unchanged key needs no GET.
+    const m = same && same.manifestKey === e.manifest ? same.manifest : await fetchManifest(store, e.manifest);
     // The new state shares the table's tail; the new checkpoint is its floor.
     tables.set(name, same ? tableState(name, e.id, m, e.manifest, same.tail, Math.max(base, same.floor)) : tableState(name, e.id, m, e.manifest, new Memtable(), 0));
     if (warm) {
@@ -474,7 +467,7 @@ async function buildState(
 
 function tableState(name: string, id: string, m: Manifest, key: string, tail: Memtable, floor: number): TableState {
   // A table the base does not know yet has an empty tail: no floor needed.
-  return { name, id, manifest: m, manifestKey: key, schema: schemaFromJson(m.schema), pk: m.primaryKey, tail, floor: tail.size === 0 ? 0 : floor, partial: false };
+  return { name, id, manifest: m, manifestKey: key, schema: schemaFromJson(m.schema), pk: m.primaryKey, tail, floor: tail.size === 0 ? 0 : floor };
 }
 
 async function fetchManifest(store: ObjectStore, key: string): Promise<Manifest> {
