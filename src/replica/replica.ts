@@ -30,8 +30,13 @@
  * - Every advance first checks the catalog (a HEAD, then a GET only when
  *   its etag changed): bulk commits publish a catalog version without a log
  *   record, so a moved catalog is hot-swapped to before the tail is applied.
+ *   A change to a table the base does not know (created after the check)
+ *   triggers the same swap first; a seq the new base already holds is skipped.
+ * - A hot swap that takes longer than its timeout fails with TIMEOUT and
+ *   leaves the old state in place.
  * - advance, rebase, hot swap and pruning are serialized (one at a time);
- *   reads run concurrently with all of them. Nothing here writes to the store.
+ *   reads run concurrently with all of them. Nothing here writes to the
+ *   store and nothing is durable: a replica that dies is simply reopened.
  */
 import type { Change, Database } from '../db/database.js';
 import type { CatalogState } from '../db/catalog.js';
