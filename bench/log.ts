@@ -29,9 +29,13 @@
  *
  * Each committer loops: append one record, await durability, record the
  * latency. At each level the local systems run back to back after a short
- * fsync probe (disk speed drifts). Commits per level: max(BENCH_N, 25 x committers)
- * (BENCH_N default 300). BENCH_LOG_INFLIGHT sets maxInFlight for the local
- * log (default: the log's default). Writes bench/results/log.md and log.json.
+ * fsync probe (disk speed drifts), BENCH_ROUNDS times (default 3, the order
+ * of the systems alternating); each row is the round with the median
+ * commits/s, with the range over all rounds beside it, and "fsync/s then" is
+ * the median probe. Commits per level and round: max(BENCH_N, 25 x
+ * committers) (BENCH_N default 300). BENCH_LOG_INFLIGHT sets maxInFlight for
+ * the local log (default: the log's default). Writes bench/results/log.md
+ * and log.json.
  *
  *   node dist/bench/log.js
  */
@@ -65,6 +69,20 @@ interface Run {
   /** floe only: mean records per segment and store writes per commit. */
   readonly recordsPerGroup?: number;
   readonly writesPerCommit?: number;
+  /** Lowest and highest commits/s over the rounds this run is the median of. */
+  readonly range?: readonly [number, number];
+}
+
+/** The run with the median commits/s, carrying the range of all of them. */
+function medianRun(all: readonly Run[]): Run {
+  const sorted = [...all].sort((a, b) => a.commitsPerSec - b.commitsPerSec);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return { ...mid, range: [sorted[0]!.commitsPerSec, sorted[sorted.length - 1]!.commitsPerSec] };
+}
+
+function medianFsync(all: readonly FsyncRate[]): FsyncRate {
+  const sorted = [...all].sort((a, b) => a.appendsPerSec - b.appendsPerSec);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
 /** `committers` concurrent loops sharing `total` commits; `commit(i)` makes one durable commit. */
@@ -225,6 +243,7 @@ function verdict(ok: boolean): string {
 async function main(): Promise<void> {
   const env = envInfo();
   const base = envInt('BENCH_N', 300);
+  const rounds = envInt('BENCH_ROUNDS', 3);
   const perLevel = (n: number): number => Math.max(base, 25 * n);
   const inflightEnv = process.env.BENCH_LOG_INFLIGHT;
   const logOptions: Record<string, number> = inflightEnv ? { maxInFlight: Number(inflightEnv) } : {};
@@ -264,12 +283,18 @@ async function main(): Promise<void> {
       try {
         // Systems take turns at each level, so a drifting disk hits them alike.
         for (const n of LEVELS) {
-          fsyncAt.set(n, measureFsyncRate({ appends: 100 }));
-          for (const sys of systems) {
-            const r = await sys.run(n, perLevel(n));
-            runs.push(r);
-            console.log(`${r.system} x${n}: ${fmt(r.commitsPerSec)} commits/s, p50 ${fmt(r.latencyMs.p50)} ms${r.recordsPerGroup ? `, ${fmt(r.recordsPerGroup)} records/group` : ''}`);
+          const probes: FsyncRate[] = [];
+          const bySystem = new Map<string, Run[]>(systems.map((sys) => [sys.name, []]));
+          for (let round = 0; round < rounds; round++) {
+            probes.push(measureFsyncRate({ appends: 100 }));
+            for (const sys of round % 2 === 0 ? systems : [...systems].reverse()) {
+              const r = await sys.run(n, perLevel(n));
+              bySystem.get(sys.name)!.push(r);
+              console.log(`${r.system} x${n}: ${fmt(r.commitsPerSec)} commits/s, p50 ${fmt(r.latencyMs.p50)} ms${r.recordsPerGroup ? `, ${fmt(r.recordsPerGroup)} records/group` : ''}`);
+            }
           }
+          fsyncAt.set(n, medianFsync(probes));
+          for (const sys of systems) runs.push(medianRun(bySystem.get(sys.name)!));
         }
       } finally {
         for (const sys of systems) await sys.close();
@@ -304,11 +329,12 @@ async function main(): Promise<void> {
   const find = (system: string, n: number): Run | undefined => runs.find((r) => r.system === system && r.committers === n);
   const sqliteAt = (n: number): number => find('SQLite', n)?.commitsPerSec ?? Number.NaN;
   const rateAt = (n: number): number => (fsyncAt.get(n) ?? fsync).appendsPerSec;
-  const headers = ['system', 'committers', 'commits/s', 'p50 ms', 'p99 ms', 'records/group', 'store writes/commit', 'x SQLite', 'fsync/s then', 'x fsync rate'];
+  const headers = ['system', 'committers', 'commits/s', 'range', 'p50 ms', 'p99 ms', 'records/group', 'store writes/commit', 'x SQLite', 'fsync/s then', 'x fsync rate'];
   const cells: Cell[][] = runs.map((r) => [
     r.system,
     r.committers,
     r.commitsPerSec,
+    r.range ? `${fmt(r.range[0])}-${fmt(r.range[1])}` : '-',
     r.latencyMs.p50,
     r.latencyMs.p99,
     r.recordsPerGroup ?? '-',
@@ -346,7 +372,7 @@ async function main(): Promise<void> {
     if (floor) {
       const floorRatio = floor.floor.p50 / fsync.p50Ms;
       targets.push(
-        ['(reference) new-object floor p50 vs raw fsync p50', '-', `${fmt(floorRatio)}x (${fmt(floor.floor.p50)} vs ${fmt(fsync.p50Ms)} ms)`, '-'],
+        ['(reference) new-object floor p50 vs raw fsync p50 (the two probes back to back)', '-', `${fmt(floorRatio)}x (${fmt(floor.floor.p50)} vs ${fmt(fsync.p50Ms)} ms)`, '-'],
         ['(reference) lone committer p50 vs new-object floor p50', '-', `${fmt(f1.latencyMs.p50 / floor.floor.p50)}x`, '-'],
       );
     }
@@ -372,8 +398,8 @@ async function main(): Promise<void> {
     '',
     markdownTable(headers, cells),
     '',
-    `Each committer appends one ${RECORD_BYTES}-byte record and waits until it is durable, in a loop; commits per row: max(${base}, 25 x committers).`,
-    'At each concurrency level the three local systems run back to back right after a 100-append fsync probe ("fsync/s then"), since this disk\'s speed drifts; "x fsync rate" divides by that probe.',
+    `Each committer appends one ${RECORD_BYTES}-byte record and waits until it is durable, in a loop; commits per round: max(${base}, 25 x committers).`,
+    `At each concurrency level the three local systems run back to back right after a 100-append fsync probe, ${rounds} rounds (order alternating), since this disk's speed drifts; each row is the round with the median commits/s ("range": all rounds), "fsync/s then" the median probe, "x fsync rate" divides by it.`,
     'SQLite: better-sqlite3, WAL, synchronous=FULL, one INSERT per transaction (synchronous: committers take turns).',
     'LevelDB: classic-level, put with sync: true. floe: openLogWriter on LocalStore (fsync on), ' +
       (inflightEnv ? `maxInFlight ${inflightEnv}` : 'default options') +
