@@ -16,8 +16,25 @@
 import * as arrow from 'apache-arrow';
 import { FloeError } from '../errors.js';
 import type { Row } from '../format/logrecord.js';
-import { compareStrings, keyOf, projectBatch, recordBatchToRows, rowsToRecordBatch } from '../format/schema.js';
+import type { RoaringBitmap32 } from '../format/bitmap.js';
+import type { Decoded, Leaf, LeafKind, PageBounds, PageReader, RawValue } from '../format/parquet-pages.js';
+import { compareRaw, decodedBytes, Unsupported } from '../format/parquet-pages.js';
+import type { ColumnSpec, ColumnType, TableSchema } from '../format/schema.js';
+import {
+  arrowTypeName,
+  columnTypeFromArrow,
+  compareStrings,
+  defaultValue,
+  keyOf,
+  microsToDate,
+  projectBatch,
+  recordBatchToRows,
+  rowsToRecordBatch,
+  sameType,
+  typeName,
+} from '../format/schema.js';
 import { decodeValue } from '../format/values.js';
+import type { FileCache } from './files.js';
 import type { DataFileEntry } from './manifest.js';
 import type { MemEntry } from './memtable.js';
 import type { BoundPredicate, Predicate, PredicateInput } from './predicate.js';
@@ -218,44 +235,409 @@ export function memBatch(view: TableView, entries: readonly MemEntry[]): arrow.R
 export async function getByKey(view: TableView, keyRow: Row, columns?: readonly string[]): Promise<Row | null> {
   const pk = view.primaryKey;
   if (!pk) throw new FloeError('INVALID_ARGUMENT', `table "${view.name}" has no primary key; use scan({ where })`);
-  const plan = planScan(view, { columns });
+  const plan = getPlan(view, columns);
   const key = keyOf(keyRow, pk);
   const e = memLookup(view, key);
   if (e) return e.row === null ? null : pick(withSystem(e), plan.out);
 
-  const candidates = view.manifest.files
-    .filter((f) => {
-      if (!f.keyMin || !f.keyMax) return true;
-      const lo = keyOf(rowOf(pk, f.keyMin), pk);
-      const hi = keyOf(rowOf(pk, f.keyMax), pk);
-      return lo <= key && key <= hi;
-    })
-    .sort((a, b) => b.maxSeq - a.maxSeq);
-  const first = pk[0]!;
-  const probe = keyRow[first];
-  for (const f of candidates) {
-    const pf = await view.files.file(f);
-    const deleted = await view.files.deleted(f);
-    for (let g = 0; g < pf.rowGroups.length; g++) {
-      const rg = pf.rowGroups[g]!;
-      const st = rg.columns[first];
-      if (st && st.min !== undefined && st.max !== undefined && (cmp(probe, st.min) < 0 || cmp(probe, st.max) > 0)) continue;
-      const index = await view.files.keyIndex(f, g, async () => {
-        const keys = recordBatchToRows(await pf.readRowGroup(g, pk as string[]), pk);
-        const m = new Map<string, number>();
-        for (let j = 0; j < keys.length; j++) m.set(keyOf(keys[j]!, pk), j);
-        return m;
-      });
-      const i = index.get(key);
-      if (i === undefined || deleted?.has(rg.firstRow + i)) continue;
-      const cols = plan.out.filter((c) => pf.schema.fields.some((x) => x.name === c));
-      // Only the pages holding this row (offset index), not the row group.
-      let batch = await pf.readRows(rg.firstRow + i, rg.firstRow + i + 1, cols);
-      if (cols.length !== plan.out.length) batch = projectBatch(batch, view.schema, plan.out);
-      return recordBatchToRows(batch, plan.out)[0] ?? null;
+  const probe = keyRow[pk[0]!];
+  for (const c of candidateFiles(view, pk)) {
+    if (c.lo !== null && c.hi !== null && (key < c.lo || key > c.hi)) continue;
+    const f = c.f;
+    const deleted = view.files.readyDeleted(f) ?? (await view.files.deleted(f));
+    const reader = view.files.readyReader(f) ?? (await view.files.reader(f));
+    const probeRaw = pk.length === 1 ? rawProbe(reader, pk[0]!, probe) : null;
+    if (probeRaw === null) {
+      const row = await getFromFileSlow(view, f, key, probe, plan.out, deleted);
+      if (row === SKIP) continue;
+      return row;
     }
+    let at: number;
+    try {
+      at = await locateKey(view.files, f, reader, probeRaw.leaf, probeRaw.value);
+    } catch (err) {
+      if (!(err instanceof Unsupported)) throw err;
+      const row = await getFromFileSlow(view, f, key, probe, plan.out, deleted);
+      if (row === SKIP) continue;
+      return row;
+    }
+    if (at < 0 || deleted?.has(at)) continue;
+    return readRow(view, f, reader, at, plan.out);
   }
   return null;
+}
+
+const SKIP = Symbol('not in this file');
+
+/** The general lookup in one file (ParquetFile + a key Map per row group), for layouts the page reader leaves alone. */
+async function getFromFileSlow(
+  view: TableView,
+  f: DataFileEntry,
+  key: string,
+  probe: unknown,
+  out: readonly string[],
+  deleted: RoaringBitmap32 | null,
+): Promise<Row | null | typeof SKIP> {
+  const pk = view.primaryKey!;
+  const first = pk[0]!;
+  const pf = await view.files.file(f);
+  for (let g = 0; g < pf.rowGroups.length; g++) {
+    const rg = pf.rowGroups[g]!;
+    const st = rg.columns[first];
+    if (st && st.min !== undefined && st.max !== undefined && (cmp(probe, st.min) < 0 || cmp(probe, st.max) > 0)) continue;
+    const index = await view.files.keyIndex(f, g, async () => {
+      const keys = recordBatchToRows(await pf.readRowGroup(g, pk as string[]), pk);
+      const m = new Map<string, number>();
+      for (let j = 0; j < keys.length; j++) m.set(keyOf(keys[j]!, pk), j);
+      return m;
+    });
+    const i = index.get(key);
+    if (i === undefined || deleted?.has(rg.firstRow + i)) continue;
+    const cols = out.filter((c) => pf.schema.fields.some((x) => x.name === c));
+    // Only the pages holding this row (offset index), not the row group.
+    let batch = await pf.readRows(rg.firstRow + i, rg.firstRow + i + 1, cols);
+    if (cols.length !== out.length) batch = projectBatch(batch, view.schema, out);
+    return recordBatchToRows(batch, out)[0] ?? null;
+  }
+  return SKIP;
+}
+
+interface Candidate {
+  readonly f: DataFileEntry;
+  /** Encoded key range of the file (null: unknown, the file is always a candidate). */
+  readonly lo: string | null;
+  readonly hi: string | null;
+}
+
+const candidatesMemo = new WeakMap<object, Candidate[]>();
+
+/** The manifest's files, newest first, with their key ranges encoded once per manifest. */
+function candidateFiles(view: TableView, pk: readonly string[]): Candidate[] {
+  let list = candidatesMemo.get(view.manifest);
+  if (!list) {
+    list = view.manifest.files
+      .map((f) => ({
+        f,
+        lo: f.keyMin ? keyOf(rowOf(pk, f.keyMin), pk) : null,
+        hi: f.keyMax ? keyOf(rowOf(pk, f.keyMax), pk) : null,
+      }))
+      .sort((a, b) => b.f.maxSeq - a.f.maxSeq);
+    candidatesMemo.set(view.manifest, list);
+  }
+  return list;
+}
+
+const planMemo = new WeakMap<TableView, Plan>();
+
+function getPlan(view: TableView, columns: readonly string[] | undefined): Plan {
+  if (columns !== undefined) return planScan(view, { columns });
+  let plan = planMemo.get(view);
+  if (!plan) {
+    plan = planScan(view, {});
+    planMemo.set(view, plan);
+  }
+  return plan;
+}
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/** The probe in the key column's physical form, or null when this file needs the general path. */
+function rawProbe(reader: PageReader, column: string, probe: unknown): { leaf: Leaf; value: RawValue } | null {
+  const leaf = reader.leaves.get(column);
+  const field = reader.arrowSchema()?.fields.find((x) => x.name === column);
+  if (!leaf || !field) return null;
+  const t = field.type as arrow.DataType;
+  if (leaf.kind === 'bytes' && arrow.DataType.isUtf8(t) && typeof probe === 'string') return { leaf, value: utf8.encode(probe) };
+  if (leaf.kind === 'bytes' && arrow.DataType.isBinary(t) && probe instanceof Uint8Array) return { leaf, value: probe };
+  if (leaf.kind === 'int64' && arrow.DataType.isInt(t) && typeof probe === 'bigint') return { leaf, value: probe };
+  if (leaf.kind === 'int32' && arrow.DataType.isInt(t) && typeof probe === 'number') return { leaf, value: probe };
+  return null;
+}
+
+/** Sortedness of decoded key pages (computed once per page object). */
+const sortedMemo = new WeakMap<Decoded, boolean>();
+
+/**
+ * File row holding `probe` in the key column, or -1. Uses the column index
+ * (page min/max) to pick the pages that may hold it, then searches the
+ * decoded page (binary search when the page is sorted, as floe writes it).
+ */
+async function locateKey(files: FileCache, f: DataFileEntry, reader: PageReader, leaf: Leaf, probe: RawValue): Promise<number> {
+  for (let g = 0; g < reader.numRowGroups; g++) {
+    const cs = reader.chunkStats(g, leaf);
+    if (cs && (compareRaw(probe, cs.min) < 0 || compareRaw(probe, cs.max) > 0)) continue;
+    const stats = reader.knownPageStats(g, leaf) ?? (await reader.pageStats(g, leaf));
+    const bounds = reader.knownPageBounds(g, leaf) ?? (await reader.pageBounds(g, leaf));
+    if (!stats || !bounds || stats.min.length !== bounds.offsets.length) {
+      const d = await chunkOf(files, f, reader, g, leaf);
+      const i = searchDecoded(d, probe);
+      if (i >= 0) return (reader.groupStarts[g] as number) + i;
+      continue;
+    }
+    const n = stats.min.length;
+    let p = 0;
+    if (stats.ascending) {
+      // First page whose max is >= probe.
+      let lo = 0;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (stats.nullPages[mid] || compareRaw(stats.max[mid]!, probe) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      p = lo;
+    }
+    for (; p < n; p++) {
+      if (stats.nullPages[p]) continue;
+      if (compareRaw(stats.min[p]!, probe) > 0) {
+        if (stats.ascending) break;
+        continue;
+      }
+      if (compareRaw(stats.max[p]!, probe) < 0) continue;
+      const d = await pageOf(files, f, reader, g, leaf, bounds, p);
+      const i = searchDecoded(d, probe);
+      if (i >= 0) return (reader.groupStarts[g] as number) + (bounds.firstRows[p] as number) + i;
+    }
+  }
+  return -1;
+}
+
+function pageOf(files: FileCache, f: DataFileEntry, reader: PageReader, g: number, leaf: Leaf, bounds: PageBounds, p: number): Promise<Decoded> | Decoded {
+  const k = `${f.key}\u0000${g}\u0000${leaf.chunk}\u0000${p}`;
+  const hit = files.peek<Decoded>(k);
+  if (hit) return hit;
+  return files.cached(k, async () => {
+    const d = await reader.page(g, leaf, bounds, p, () => dictOf(files, f, reader, g, leaf));
+    return { value: d, bytes: decodedBytes(d) };
+  });
+}
+
+function dictOf(files: FileCache, f: DataFileEntry, reader: PageReader, g: number, leaf: Leaf): Promise<Decoded | null> {
+  return files.cached(`${f.key}\u0000${g}\u0000${leaf.chunk}\u0000dict`, async () => {
+    const d = await reader.dictionary(g, leaf);
+    return { value: d, bytes: d ? decodedBytes(d) : 16 };
+  });
+}
+
+function chunkOf(files: FileCache, f: DataFileEntry, reader: PageReader, g: number, leaf: Leaf): Promise<Decoded> | Decoded {
+  const k = `${f.key}\u0000${g}\u0000${leaf.chunk}\u0000all`;
+  const hit = files.peek<Decoded>(k);
+  if (hit) return hit;
+  return files.cached(k, async () => {
+    const d = await reader.readChunk(g, leaf);
+    return { value: d, bytes: decodedBytes(d) };
+  });
+}
+
+/** Index of `probe` among the decoded values, or -1. */
+export function searchDecoded(d: Decoded, probe: RawValue): number {
+  if (d.indices !== null) {
+    const j = searchDecoded(d.dictionary!, probe);
+    if (j < 0) return -1;
+    return d.indices.indexOf(j);
+  }
+  let sorted = sortedMemo.get(d);
+  if (sorted === undefined) {
+    sorted = d.validity === null && isSorted(d);
+    sortedMemo.set(d, sorted);
+  }
+  const n = d.length;
+  if (sorted) {
+    let lo = 0;
+    let hi = n - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const c = compareAt(d, mid, probe);
+      if (c === 0) return mid;
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+  for (let i = 0; i < n; i++) {
+    if (d.validity !== null && ((d.validity[i >> 3]! >> (i & 7)) & 1) === 0) continue;
+    if (compareAt(d, i, probe) === 0) return i;
+  }
+  return -1;
+}
+
+function isSorted(d: Decoded): boolean {
+  if (d.kind === 'bytes') {
+    const offs = d.offsets!;
+    const v = d.values as Uint8Array;
+    for (let i = 1; i < d.length; i++) {
+      if (compareSpans(v, offs[i - 1]!, offs[i]!, v, offs[i]!, offs[i + 1]!) > 0) return false;
+    }
+    return true;
+  }
+  if (d.kind === 'bool') return false;
+  const v = d.values as Int32Array | BigInt64Array | Float64Array;
+  for (let i = 1; i < d.length; i++) if (!(v[i - 1]! <= v[i]!)) return false;
+  return true;
+}
+
+/** Sign of (value i) - probe. */
+function compareAt(d: Decoded, i: number, probe: RawValue): number {
+  if (d.kind === 'bytes') {
+    const offs = d.offsets!;
+    const p = probe as Uint8Array;
+    return compareSpans(d.values as Uint8Array, offs[i]!, offs[i + 1]!, p, 0, p.length);
+  }
+  const v = (d.values as Int32Array | BigInt64Array)[i]!;
+  return v < (probe as number | bigint) ? -1 : v > (probe as number | bigint) ? 1 : 0;
+}
+
+function compareSpans(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): number {
+  const n = Math.min(ae - as, be - bs);
+  for (let k = 0; k < n; k++) {
+    const x = a[as + k]!;
+    const y = b[bs + k]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return ae - as - (be - bs);
+}
+
+type ColumnPlan =
+  | { readonly how: 'page'; readonly leaf: Leaf; readonly value: ValueAt }
+  | { readonly how: 'default'; readonly spec: ColumnSpec }
+  | { readonly how: 'slow' };
+
+/** Per (file, schema): how to read each output column. */
+const columnPlans = new WeakMap<PageReader, WeakMap<TableSchema, Map<string, ColumnPlan>>>();
+
+function columnPlan(view: TableView, reader: PageReader, name: string): ColumnPlan {
+  let bySchema = columnPlans.get(reader);
+  if (!bySchema) {
+    bySchema = new WeakMap();
+    columnPlans.set(reader, bySchema);
+  }
+  let plans = bySchema.get(view.schema);
+  if (!plans) {
+    plans = new Map();
+    bySchema.set(view.schema, plans);
+  }
+  let plan = plans.get(name);
+  if (plan) return plan;
+  const spec = view.schema.columns.find((c) => c.name === name);
+  const isSystem = (SYSTEM_COLUMNS as readonly string[]).includes(name);
+  if (!spec && !isSystem) throw new FloeError('INVALID_ARGUMENT', `column ${JSON.stringify(name)} is not in the schema`);
+  const field = reader.arrowSchema()?.fields.find((x) => x.name === name);
+  if (!reader.columns.has(name)) {
+    if (!spec) throw new FloeError('SCHEMA_MISMATCH', `system column "${name}" is missing from the batch`);
+    if (defaultValue(spec) === null && !spec.nullable) {
+      throw new FloeError('SCHEMA_MISMATCH', `column "${spec.name}" is missing from the data file and is non-nullable without a default`);
+    }
+    plan = { how: 'default', spec };
+  } else if (!field) {
+    plan = { how: 'slow' };
+  } else {
+    const type = field.type as arrow.DataType;
+    const have = columnTypeFromArrow(type);
+    const want: ColumnType = spec ? spec.type : 'int64';
+    if (have === undefined || !sameType(have, want)) {
+      throw new FloeError('SCHEMA_MISMATCH', `column "${name}" is ${arrowTypeName(type)} in the data file but ${typeName(want)} in the schema`);
+    }
+    const leaf = reader.leaves.get(name);
+    const value = leaf ? valueOf(leaf.kind, type) : undefined;
+    plan = leaf && value ? { how: 'page', leaf, value } : { how: 'slow' };
+  }
+  plans.set(name, plan);
+  return plan;
+}
+
+/** The row at file row `at`, columns `out`, from cached/decoded pages. */
+async function readRow(view: TableView, f: DataFileEntry, reader: PageReader, at: number, out: readonly string[]): Promise<Row> {
+  const row: Row = {};
+  let g = 0;
+  const starts = reader.groupStarts;
+  while ((starts[g + 1] as number) <= at) g++;
+  const inGroup = at - (starts[g] as number);
+  for (const name of out) {
+    const plan = columnPlan(view, reader, name);
+    if (plan.how === 'default') {
+      row[name] = defaultValue(plan.spec);
+      continue;
+    }
+    if (plan.how === 'page') {
+      try {
+        const bounds = reader.knownPageBounds(g, plan.leaf) ?? (await reader.pageBounds(g, plan.leaf));
+        let d: Decoded;
+        let i: number;
+        if (bounds) {
+          const p = pageAt(bounds.firstRows, inGroup);
+          const got = pageOf(view.files, f, reader, g, plan.leaf, bounds, p);
+          d = got instanceof Promise ? await got : got;
+          i = inGroup - (bounds.firstRows[p] as number);
+        } else {
+          const got = chunkOf(view.files, f, reader, g, plan.leaf);
+          d = got instanceof Promise ? await got : got;
+          i = inGroup;
+        }
+        if (d.validity !== null && ((d.validity[i >> 3]! >> (i & 7)) & 1) === 0) row[name] = null;
+        else if (d.indices !== null) row[name] = plan.value(d.dictionary!, d.indices[i]!);
+        else row[name] = plan.value(d, i);
+        continue;
+      } catch (err) {
+        if (!(err instanceof Unsupported)) throw err;
+      }
+    }
+    const pf = await view.files.file(f);
+    const batch = await pf.readRows(at, at + 1, [name]);
+    row[name] = recordBatchToRows(batch, [name])[0]![name];
+  }
+  return row;
+}
+
+/** Index of the page holding row `r` (firstRows ends with the group's row count). */
+function pageAt(firstRows: Int32Array, r: number): number {
+  let lo = 0;
+  let hi = firstRows.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if ((firstRows[mid] as number) <= r) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+type ValueAt = (d: Decoded, i: number) => unknown;
+
+const MS_PER_DAY = 86_400_000;
+
+/** Row value of slot i, as `recordBatchToRows` would give it, or undefined when the type is not handled here. */
+function valueOf(kind: LeafKind, type: arrow.DataType): ValueAt | undefined {
+  switch (type.typeId) {
+    case arrow.Type.Utf8:
+      if (kind !== 'bytes') return undefined;
+      return (d, i) => utf8Decoder.decode((d.values as Uint8Array).subarray(d.offsets![i], d.offsets![i + 1]));
+    case arrow.Type.Binary:
+      if (kind !== 'bytes') return undefined;
+      return (d, i) => (d.values as Uint8Array).slice(d.offsets![i], d.offsets![i + 1]);
+    case arrow.Type.Int: {
+      const bits = (type as arrow.Int).bitWidth;
+      if ((kind === 'int32' && bits === 32) || (kind === 'int64' && bits === 64)) return (d, i) => (d.values as Int32Array | BigInt64Array)[i];
+      return undefined;
+    }
+    case arrow.Type.Float: {
+      const prec = (type as arrow.Float).precision;
+      if ((kind === 'float' && prec === arrow.Precision.SINGLE) || (kind === 'double' && prec === arrow.Precision.DOUBLE)) {
+        return (d, i) => (d.values as Float32Array | Float64Array)[i];
+      }
+      return undefined;
+    }
+    case arrow.Type.Bool:
+      if (kind !== 'bool') return undefined;
+      return (d, i) => (((d.values as Uint8Array)[i >> 3]! >> (i & 7)) & 1) === 1;
+    case arrow.Type.Timestamp:
+      if (kind !== 'int64' || (type as arrow.Timestamp).unit !== arrow.TimeUnit.MICROSECOND) return undefined;
+      return (d, i) => microsToDate((d.values as BigInt64Array)[i]!);
+    case arrow.Type.Date:
+      if (kind !== 'int32' || (type as arrow.DateDay).unit !== arrow.DateUnit.DAY) return undefined;
+      return (d, i) => new Date((d.values as Int32Array)[i]! * MS_PER_DAY);
+    default:
+      return undefined;
+  }
 }
 
 function rowOf(pk: readonly string[], values: readonly unknown[]): Row {
