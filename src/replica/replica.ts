@@ -19,9 +19,9 @@
  *   and nothing a bulk change removed reappears. Entries above B' stay, so
  *   nothing is lost.
  * - The swap costs readers O(1): the new state is built beside the old one
- *   (manifests fetched, only changed ones; footers of new files loaded with
- *   yields between files) and shares the old tail object, with B' as a seq
- *   floor below which reads ignore entries. It is installed with one
+ *   (changed manifests fetched; footers of new files and new deletion
+ *   bitmaps loaded, yielding between objects) and shares the old tail, with
+ *   B' as a seq floor below which reads ignore entries. It is installed with one
  *   assignment, and readers take the state object once per read, so they
  *   never mix two states. Afterwards the dead entries are pruned by copying
  *   the live ones into a fresh tail in bounded chunks with yields between
@@ -455,12 +455,19 @@ async function buildState(
     // The new state shares the table's tail; the new checkpoint is its floor.
     tables.set(name, same ? tableState(name, e.id, m, e.manifest, same.tail, Math.max(base, same.floor)) : tableState(name, e.id, m, e.manifest, new Memtable(), 0));
     if (warm) {
-      const had = new Set(prev?.manifest.files.map((f) => f.key) ?? []);
+      // Load what reads of the new files need first, while readers still use the
+      // old state: footers of new files and new deletion bitmaps. Decoding is
+      // CPU work on this thread: yield between objects.
+      const hadFiles = new Set(prev?.manifest.files.map((f) => f.key) ?? []);
+      const hadDeletes = new Set(prev?.manifest.files.map((f) => f.deletes?.key ?? '') ?? []);
       for (const f of m.files) {
         if (warm.now() > warm.deadline) throw new FloeError('TIMEOUT', `hot-swap rebase of replica ${store.location} ran out of time loading ${f.key}`, { key: f.key, backend: store.location });
-        if (!had.has(f.key)) {
+        if (!hadFiles.has(f.key)) {
           await warm.files.file(f);
-          // Footer decoding is CPU work on this thread: let waiting reads run between files.
+          await yieldToReaders();
+        }
+        if (f.deletes && !hadDeletes.has(f.deletes.key)) {
+          await warm.files.deleted(f);
           await yieldToReaders();
         }
       }
