@@ -11,6 +11,7 @@
  * budget is handed out but not kept). Concurrent loads of one page share one
  * decode. A failed load is never cached. Nothing here is durable.
  */
+import { FloeError } from '../errors.js';
 import type { RoaringBitmap32 } from '../format/bitmap.js';
 import { decodeBitmap } from '../format/bitmap.js';
 import { ParquetFile } from '../format/parquet.js';
@@ -21,39 +22,96 @@ import type { DataFileEntry } from './manifest.js';
 /** Default budget of decoded pages per database. */
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;
 
-/** A byte-bounded LRU of resolved values. */
-export class ByteLru<V> {
-  readonly #map = new Map<string, { value: V; bytes: number }>();
+/** One cached decoded structure, owned by the slot map of its file. */
+interface PageEntry {
+  readonly slots: Map<number, PageEntry>;
+  readonly id: number;
+  readonly value: unknown;
+  readonly bytes: number;
+  /** Touched since the clock hand last passed (second chance). */
+  used: boolean;
+}
+
+/**
+ * Byte-bounded cache of decoded structures with CLOCK eviction (an LRU
+ * approximation whose hit path only sets a flag). Entries live in per-file
+ * slot maps keyed by small numbers, so a hit costs one numeric Map lookup.
+ * Invariant: `bytes` is the sum of the entries' charges and never exceeds
+ * `maxBytes` after `add` returns.
+ */
+export class PageCache {
+  readonly #ring = new Set<PageEntry>();
   #bytes = 0;
-  constructor(readonly maxBytes: number) {}
+  evictions = 0;
+  constructor(readonly maxBytes: number) {
+    if (!(maxBytes >= 0)) throw new FloeError('INVALID_ARGUMENT', `cacheBytes must be >= 0, got ${String(maxBytes)}`);
+  }
   get bytes(): number {
     return this.#bytes;
   }
-  get size(): number {
-    return this.#map.size;
+  get entries(): number {
+    return this.#ring.size;
   }
-  get(k: string): V | undefined {
-    const e = this.#map.get(k);
+  get<T>(slots: Map<number, PageEntry>, id: number): T | undefined {
+    const e = slots.get(id);
     if (e === undefined) return undefined;
-    this.#map.delete(k);
-    this.#map.set(k, e);
-    return e.value;
+    e.used = true;
+    return e.value as T;
   }
   /** Keep `value` unless it alone exceeds a quarter of the budget. */
-  set(k: string, value: V, bytes: number): void {
-    const old = this.#map.get(k);
-    if (old) {
-      this.#map.delete(k);
-      this.#bytes -= old.bytes;
-    }
+  add(slots: Map<number, PageEntry>, id: number, value: unknown, bytes: number): void {
+    const old = slots.get(id);
+    if (old) this.#drop(old);
     if (bytes > this.maxBytes / 4) return;
-    this.#map.set(k, { value, bytes });
+    const e: PageEntry = { slots, id, value, bytes, used: false };
+    slots.set(id, e);
+    this.#ring.add(e);
     this.#bytes += bytes;
+    // Each entry gets at most one second chance per pass, so this ends.
     while (this.#bytes > this.maxBytes) {
-      const oldest = this.#map.entries().next().value;
+      const oldest = this.#ring.values().next().value;
       if (oldest === undefined) break;
-      this.#map.delete(oldest[0]);
-      this.#bytes -= oldest[1].bytes;
+      this.#ring.delete(oldest);
+      if (oldest.used && oldest !== e) {
+        oldest.used = false;
+        this.#ring.add(oldest);
+      } else {
+        oldest.slots.delete(oldest.id);
+        this.#bytes -= oldest.bytes;
+        this.evictions++;
+      }
+    }
+  }
+  #drop(e: PageEntry): void {
+    e.slots.delete(e.id);
+    this.#ring.delete(e);
+    this.#bytes -= e.bytes;
+  }
+}
+
+/** A data file opened for page reads, with its slots in the page cache. */
+export interface OpenedFile {
+  readonly reader: PageReader;
+  readonly slots: Map<number, PageEntry>;
+  /** Loads in flight, by slot id (concurrent misses share one decode). */
+  readonly loading: Map<number, Promise<unknown>>;
+  /** Per-caller memo (e.g. how to read each output column), keyed by an object the caller owns. */
+  readonly memo: WeakMap<object, unknown>;
+}
+
+/** Bounded by count, oldest insertion evicted first; a hit is a plain Map lookup. */
+class Fifo<V> {
+  readonly #map = new Map<string, V>();
+  constructor(readonly max: number) {}
+  get(k: string): V | undefined {
+    return this.#map.get(k);
+  }
+  set(k: string, v: V): void {
+    this.#map.delete(k);
+    this.#map.set(k, v);
+    if (this.#map.size > this.max) {
+      const oldest = this.#map.keys().next().value;
+      if (oldest !== undefined) this.#map.delete(oldest);
     }
   }
 }
@@ -87,12 +145,11 @@ export class FileCache {
   readonly #footers: Lru<Promise<ParquetFile>>;
   readonly #bitmaps: Lru<Promise<RoaringBitmap32>>;
   readonly #keyIndexes: Lru<Promise<Map<string, number>>>;
-  readonly #readers: Lru<Promise<PageReader>>;
-  /** Resolved readers and bitmaps, so a warm lookup need not await. */
-  readonly #readyReaders: Lru<PageReader>;
-  readonly #readyBitmaps: Lru<RoaringBitmap32 | null>;
-  readonly #pages: ByteLru<unknown>;
-  readonly #loading = new Map<string, Promise<unknown>>();
+  readonly #opening: Lru<Promise<OpenedFile>>;
+  /** Resolved files and bitmaps, so a warm lookup need not await (FIFO by count). */
+  readonly #opened: Fifo<OpenedFile>;
+  readonly #readyBitmaps: Fifo<RoaringBitmap32>;
+  readonly pages: PageCache;
 
   constructor(
     readonly store: ObjectStore,
@@ -101,35 +158,31 @@ export class FileCache {
     this.#footers = new Lru(options.maxFiles ?? 512);
     this.#bitmaps = new Lru(options.maxBitmaps ?? 512);
     this.#keyIndexes = new Lru(options.maxKeyIndexes ?? 64);
-    this.#readers = new Lru(options.maxFiles ?? 512);
-    this.#readyReaders = new Lru(options.maxFiles ?? 512);
-    this.#readyBitmaps = new Lru(options.maxBitmaps ?? 512);
-    this.#pages = new ByteLru(options.cacheBytes ?? DEFAULT_PAGE_CACHE_BYTES);
+    this.#opening = new Lru(options.maxFiles ?? 512);
+    this.#opened = new Fifo(options.maxFiles ?? 512);
+    this.#readyBitmaps = new Fifo(options.maxBitmaps ?? 512);
+    this.pages = new PageCache(options.cacheBytes ?? DEFAULT_PAGE_CACHE_BYTES);
   }
 
-  /** Bytes of decoded pages held, and their budget. */
-  pageCacheStats(): { bytes: number; entries: number; maxBytes: number } {
-    return { bytes: this.#pages.bytes, entries: this.#pages.size, maxBytes: this.#pages.maxBytes };
-  }
-
-  /** The page reader of a data file (footer parsed once, then cached). */
-  reader(f: DataFileEntry): Promise<PageReader> {
-    let p = this.#readers.get(f.key);
+  /** The data file opened for page reads (footer parsed once, then cached). */
+  open(f: DataFileEntry): Promise<OpenedFile> {
+    let p = this.#opening.get(f.key);
     if (!p) {
-      p = PageReader.open(this.store, f.key, f.size).then((r) => {
-        this.#readyReaders.set(f.key, r);
-        return r;
+      p = PageReader.open(this.store, f.key, f.size).then((reader) => {
+        const file: OpenedFile = { reader, slots: new Map(), loading: new Map(), memo: new WeakMap() };
+        this.#opened.set(f.key, file);
+        return file;
       });
-      this.#readers.set(f.key, p);
+      this.#opening.set(f.key, p);
       // A failed open must not stay cached; the caller still sees the error.
-      void p.catch(() => this.#readers.delete(f.key));
+      void p.catch(() => this.#opening.delete(f.key));
     }
     return p;
   }
 
-  /** The reader if it is already open, without waiting. */
-  readyReader(f: DataFileEntry): PageReader | undefined {
-    return this.#readyReaders.get(f.key);
+  /** The opened file if it is ready, without waiting. */
+  opened(f: DataFileEntry): OpenedFile | undefined {
+    return this.#opened.get(f.key);
   }
 
   /** The deletion bitmap if already loaded (null: the file has none), without waiting. */
@@ -138,34 +191,31 @@ export class FileCache {
     return this.#readyBitmaps.get(f.deletes.key);
   }
 
-  /**
-   * A decoded structure (page, dictionary, key directory) kept in the
-   * byte-bounded cache under `key`; `load` runs once for concurrent callers.
-   */
-  cached<T>(key: string, load: () => Promise<{ value: T; bytes: number }>): Promise<T> {
-    const hit = this.#pages.get(key);
-    if (hit !== undefined) return Promise.resolve(hit as T);
-    let p = this.#loading.get(key) as Promise<T> | undefined;
+  /** A cached decoded structure of `file` (undefined when not cached). */
+  peek<T>(file: OpenedFile, id: number): T | undefined {
+    return this.pages.get<T>(file.slots, id);
+  }
+
+  /** The decoded structure in slot `id` of `file`, loading it once for concurrent callers. */
+  load<T>(file: OpenedFile, id: number, load: () => Promise<{ value: T; bytes: number }>): Promise<T> {
+    const hit = this.pages.get<T>(file.slots, id);
+    if (hit !== undefined) return Promise.resolve(hit);
+    let p = file.loading.get(id) as Promise<T> | undefined;
     if (!p) {
       p = load().then(
         ({ value, bytes }) => {
-          this.#loading.delete(key);
-          this.#pages.set(key, value, bytes);
+          file.loading.delete(id);
+          this.pages.add(file.slots, id, value, bytes);
           return value;
         },
         (err: unknown) => {
-          this.#loading.delete(key);
+          file.loading.delete(id);
           throw err;
         },
       );
-      this.#loading.set(key, p);
+      file.loading.set(id, p);
     }
     return p;
-  }
-
-  /** A cached decoded structure, without waiting (undefined when not cached). */
-  peek<T>(key: string): T | undefined {
-    return this.#pages.get(key) as T | undefined;
   }
 
   /**

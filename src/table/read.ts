@@ -19,7 +19,7 @@ import type { Row } from '../format/logrecord.js';
 import type { RoaringBitmap32 } from '../format/bitmap.js';
 import type { Decoded, Leaf, LeafKind, PageBounds, PageReader, RawValue } from '../format/parquet-pages.js';
 import { compareRaw, decodedBytes, Unsupported } from '../format/parquet-pages.js';
-import type { ColumnSpec, ColumnType, TableSchema } from '../format/schema.js';
+import type { ColumnSpec, ColumnType } from '../format/schema.js';
 import {
   arrowTypeName,
   columnTypeFromArrow,
@@ -34,7 +34,7 @@ import {
   typeName,
 } from '../format/schema.js';
 import { decodeValue } from '../format/values.js';
-import type { FileCache } from './files.js';
+import type { FileCache, OpenedFile } from './files.js';
 import type { DataFileEntry } from './manifest.js';
 import type { MemEntry } from './memtable.js';
 import type { BoundPredicate, Predicate, PredicateInput } from './predicate.js';
@@ -241,28 +241,31 @@ export async function getByKey(view: TableView, keyRow: Row, columns?: readonly 
   if (e) return e.row === null ? null : pick(withSystem(e), plan.out);
 
   const probe = keyRow[pk[0]!];
+  let probeBytes: Uint8Array | undefined;
   for (const c of candidateFiles(view, pk)) {
     if (c.lo !== null && c.hi !== null && (key < c.lo || key > c.hi)) continue;
     const f = c.f;
     const deleted = view.files.readyDeleted(f) ?? (await view.files.deleted(f));
-    const reader = view.files.readyReader(f) ?? (await view.files.reader(f));
-    const probeRaw = pk.length === 1 ? rawProbe(reader, pk[0]!, probe) : null;
-    if (probeRaw === null) {
-      const row = await getFromFileSlow(view, f, key, probe, plan.out, deleted);
-      if (row === SKIP) continue;
-      return row;
+    const file = view.files.opened(f) ?? (await view.files.open(f));
+    const kc = pk.length === 1 ? keyColumn(file, pk[0]!, probe) : null;
+    let at = -1;
+    let slow = kc === null;
+    if (kc !== null) {
+      const raw = kc.utf8 ? (probeBytes ??= utf8.encode(probe as string)) : (probe as RawValue);
+      try {
+        at = await locateKey(view.files, file, kc.leaf, raw);
+      } catch (err) {
+        if (!(err instanceof Unsupported)) throw err;
+        slow = true;
+      }
     }
-    let at: number;
-    try {
-      at = await locateKey(view.files, f, reader, probeRaw.leaf, probeRaw.value);
-    } catch (err) {
-      if (!(err instanceof Unsupported)) throw err;
+    if (slow) {
       const row = await getFromFileSlow(view, f, key, probe, plan.out, deleted);
       if (row === SKIP) continue;
       return row;
     }
     if (at < 0 || deleted?.has(at)) continue;
-    return readRow(view, f, reader, at, plan.out);
+    return readRow(view, f, file, at, plan.out);
   }
   return null;
 }
@@ -327,14 +330,15 @@ function candidateFiles(view: TableView, pk: readonly string[]): Candidate[] {
   return list;
 }
 
-const planMemo = new WeakMap<TableView, Plan>();
+/** The default plan (every user column) per manifest: schema and key derive from it. */
+const planMemo = new WeakMap<object, Plan>();
 
 function getPlan(view: TableView, columns: readonly string[] | undefined): Plan {
   if (columns !== undefined) return planScan(view, { columns });
-  let plan = planMemo.get(view);
+  let plan = planMemo.get(view.manifest);
   if (!plan) {
     plan = planScan(view, {});
-    planMemo.set(view, plan);
+    planMemo.set(view.manifest, plan);
   }
   return plan;
 }
@@ -342,17 +346,36 @@ function getPlan(view: TableView, columns: readonly string[] | undefined): Plan 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
-/** The probe in the key column's physical form, or null when this file needs the general path. */
-function rawProbe(reader: PageReader, column: string, probe: unknown): { leaf: Leaf; value: RawValue } | null {
-  const leaf = reader.leaves.get(column);
-  const field = reader.arrowSchema()?.fields.find((x) => x.name === column);
-  if (!leaf || !field) return null;
-  const t = field.type as arrow.DataType;
-  if (leaf.kind === 'bytes' && arrow.DataType.isUtf8(t) && typeof probe === 'string') return { leaf, value: utf8.encode(probe) };
-  if (leaf.kind === 'bytes' && arrow.DataType.isBinary(t) && probe instanceof Uint8Array) return { leaf, value: probe };
-  if (leaf.kind === 'int64' && arrow.DataType.isInt(t) && typeof probe === 'bigint') return { leaf, value: probe };
-  if (leaf.kind === 'int32' && arrow.DataType.isInt(t) && typeof probe === 'number') return { leaf, value: probe };
-  return null;
+const keyColumnMemo = new WeakMap<OpenedFile, Map<string, { leaf: Leaf; utf8: boolean; type: 'bytes' | 'bigint' | 'number' } | null>>();
+
+/**
+ * How the file stores a single-column key: its leaf and the probe's physical
+ * form (UTF-8 bytes, raw bytes, bigint, number); null when the key type or
+ * the file needs the general path.
+ */
+function keyColumn(file: OpenedFile, column: string, probe: unknown): { leaf: Leaf; utf8: boolean } | null {
+  let memo = keyColumnMemo.get(file);
+  if (!memo) {
+    memo = new Map();
+    keyColumnMemo.set(file, memo);
+  }
+  let k = memo.get(column);
+  if (k === undefined) {
+    k = null;
+    const leaf = file.reader.leaves.get(column);
+    const field = file.reader.arrowSchema()?.fields.find((x) => x.name === column);
+    if (leaf && field) {
+      const t = field.type as arrow.DataType;
+      if (leaf.kind === 'bytes' && arrow.DataType.isUtf8(t)) k = { leaf, utf8: true, type: 'bytes' };
+      else if (leaf.kind === 'bytes' && arrow.DataType.isBinary(t)) k = { leaf, utf8: false, type: 'bytes' };
+      else if (leaf.kind === 'int64' && arrow.DataType.isInt(t)) k = { leaf, utf8: false, type: 'bigint' };
+      else if (leaf.kind === 'int32' && arrow.DataType.isInt(t)) k = { leaf, utf8: false, type: 'number' };
+    }
+    memo.set(column, k);
+  }
+  if (k === null) return null;
+  const ok = k.type === 'bytes' ? (k.utf8 ? typeof probe === 'string' : probe instanceof Uint8Array) : typeof probe === k.type;
+  return ok ? k : null;
 }
 
 /** Sortedness of decoded key pages (computed once per page object). */
@@ -363,15 +386,16 @@ const sortedMemo = new WeakMap<Decoded, boolean>();
  * (page min/max) to pick the pages that may hold it, then searches the
  * decoded page (binary search when the page is sorted, as floe writes it).
  */
-async function locateKey(files: FileCache, f: DataFileEntry, reader: PageReader, leaf: Leaf, probe: RawValue): Promise<number> {
+async function locateKey(files: FileCache, file: OpenedFile, leaf: Leaf, probe: RawValue): Promise<number> {
+  const reader = file.reader;
   for (let g = 0; g < reader.numRowGroups; g++) {
     const cs = reader.chunkStats(g, leaf);
     if (cs && (compareRaw(probe, cs.min) < 0 || compareRaw(probe, cs.max) > 0)) continue;
     const stats = reader.knownPageStats(g, leaf) ?? (await reader.pageStats(g, leaf));
     const bounds = reader.knownPageBounds(g, leaf) ?? (await reader.pageBounds(g, leaf));
     if (!stats || !bounds || stats.min.length !== bounds.offsets.length) {
-      const d = await chunkOf(files, f, reader, g, leaf);
-      const i = searchDecoded(d, probe);
+      const got = chunkOf(files, file, g, leaf);
+      const i = searchDecoded(got instanceof Promise ? await got : got, probe);
       if (i >= 0) return (reader.groupStarts[g] as number) + i;
       continue;
     }
@@ -395,39 +419,51 @@ async function locateKey(files: FileCache, f: DataFileEntry, reader: PageReader,
         continue;
       }
       if (compareRaw(stats.max[p]!, probe) < 0) continue;
-      const d = await pageOf(files, f, reader, g, leaf, bounds, p);
-      const i = searchDecoded(d, probe);
+      const got = pageOf(files, file, g, leaf, bounds, p);
+      const i = searchDecoded(got instanceof Promise ? await got : got, probe);
       if (i >= 0) return (reader.groupStarts[g] as number) + (bounds.firstRows[p] as number) + i;
     }
   }
   return -1;
 }
 
-function pageOf(files: FileCache, f: DataFileEntry, reader: PageReader, g: number, leaf: Leaf, bounds: PageBounds, p: number): Promise<Decoded> | Decoded {
-  const k = `${f.key}\u0000${g}\u0000${leaf.chunk}\u0000${p}`;
-  const hit = files.peek<Decoded>(k);
-  if (hit) return hit;
-  return files.cached(k, async () => {
-    const d = await reader.page(g, leaf, bounds, p, () => dictOf(files, f, reader, g, leaf));
-    return { value: d, bytes: decodedBytes(d) };
-  });
+/** Cache slot of page p of chunk `chunk` in row group g (DICT and ALL are special pages). */
+const DICT = 65535;
+const ALL = 65534;
+function slotOf(g: number, chunk: number, p: number): number {
+  if (chunk >= 4096 || p > DICT || g >= 1 << 20) throw new Unsupported('more pages, chunks or row groups than the page cache numbers');
+  return (g * 4096 + chunk) * 65536 + p;
 }
 
-function dictOf(files: FileCache, f: DataFileEntry, reader: PageReader, g: number, leaf: Leaf): Promise<Decoded | null> {
-  return files.cached(`${f.key}\u0000${g}\u0000${leaf.chunk}\u0000dict`, async () => {
-    const d = await reader.dictionary(g, leaf);
-    return { value: d, bytes: d ? decodedBytes(d) : 16 };
-  });
+function pageOf(files: FileCache, file: OpenedFile, g: number, leaf: Leaf, bounds: PageBounds, p: number): Promise<Decoded> | Decoded {
+  const id = slotOf(g, leaf.chunk, p);
+  return (
+    files.peek<Decoded>(file, id) ??
+    files.load(file, id, async () => {
+      const d = await file.reader.page(g, leaf, bounds, p, () => dictOf(files, file, g, leaf));
+      return { value: d, bytes: decodedBytes(d) };
+    })
+  );
 }
 
-function chunkOf(files: FileCache, f: DataFileEntry, reader: PageReader, g: number, leaf: Leaf): Promise<Decoded> | Decoded {
-  const k = `${f.key}\u0000${g}\u0000${leaf.chunk}\u0000all`;
-  const hit = files.peek<Decoded>(k);
-  if (hit) return hit;
-  return files.cached(k, async () => {
-    const d = await reader.readChunk(g, leaf);
-    return { value: d, bytes: decodedBytes(d) };
+async function dictOf(files: FileCache, file: OpenedFile, g: number, leaf: Leaf): Promise<Decoded | null> {
+  const d = await files.load(file, slotOf(g, leaf.chunk, DICT), async () => {
+    const d = await file.reader.dictionary(g, leaf);
+    return { value: d ?? NO_DICT, bytes: d ? decodedBytes(d) : 16 };
   });
+  return d === NO_DICT ? null : d;
+}
+const NO_DICT: Decoded = { kind: 'int32', length: 0, nullCount: 0, validity: null, values: new Int32Array(0), offsets: null, dictionary: null, indices: null };
+
+function chunkOf(files: FileCache, file: OpenedFile, g: number, leaf: Leaf): Promise<Decoded> | Decoded {
+  const id = slotOf(g, leaf.chunk, ALL);
+  return (
+    files.peek<Decoded>(file, id) ??
+    files.load(file, id, async () => {
+      const d = await file.reader.readChunk(g, leaf);
+      return { value: d, bytes: decodedBytes(d) };
+    })
+  );
 }
 
 /** Index of `probe` among the decoded values, or -1. */
@@ -503,22 +539,17 @@ type ColumnPlan =
   | { readonly how: 'default'; readonly spec: ColumnSpec }
   | { readonly how: 'slow' };
 
-/** Per (file, schema): how to read each output column. */
-const columnPlans = new WeakMap<PageReader, WeakMap<TableSchema, Map<string, ColumnPlan>>>();
+/** How to read each output column of `out` from this file (memoized per `out` array, which the plan memo keeps stable). */
+function columnPlans(view: TableView, file: OpenedFile, out: readonly string[]): ColumnPlan[] {
+  let plans = file.memo.get(out) as ColumnPlan[] | undefined;
+  if (!plans) {
+    plans = out.map((name) => columnPlan(view, file.reader, name));
+    file.memo.set(out, plans);
+  }
+  return plans;
+}
 
 function columnPlan(view: TableView, reader: PageReader, name: string): ColumnPlan {
-  let bySchema = columnPlans.get(reader);
-  if (!bySchema) {
-    bySchema = new WeakMap();
-    columnPlans.set(reader, bySchema);
-  }
-  let plans = bySchema.get(view.schema);
-  if (!plans) {
-    plans = new Map();
-    bySchema.set(view.schema, plans);
-  }
-  let plan = plans.get(name);
-  if (plan) return plan;
   const spec = view.schema.columns.find((c) => c.name === name);
   const isSystem = (SYSTEM_COLUMNS as readonly string[]).includes(name);
   if (!spec && !isSystem) throw new FloeError('INVALID_ARGUMENT', `column ${JSON.stringify(name)} is not in the schema`);
@@ -528,33 +559,32 @@ function columnPlan(view: TableView, reader: PageReader, name: string): ColumnPl
     if (defaultValue(spec) === null && !spec.nullable) {
       throw new FloeError('SCHEMA_MISMATCH', `column "${spec.name}" is missing from the data file and is non-nullable without a default`);
     }
-    plan = { how: 'default', spec };
-  } else if (!field) {
-    plan = { how: 'slow' };
-  } else {
-    const type = field.type as arrow.DataType;
-    const have = columnTypeFromArrow(type);
-    const want: ColumnType = spec ? spec.type : 'int64';
-    if (have === undefined || !sameType(have, want)) {
-      throw new FloeError('SCHEMA_MISMATCH', `column "${name}" is ${arrowTypeName(type)} in the data file but ${typeName(want)} in the schema`);
-    }
-    const leaf = reader.leaves.get(name);
-    const value = leaf ? valueOf(leaf.kind, type) : undefined;
-    plan = leaf && value ? { how: 'page', leaf, value } : { how: 'slow' };
+    return { how: 'default', spec };
   }
-  plans.set(name, plan);
-  return plan;
+  if (!field) return { how: 'slow' };
+  const type = field.type as arrow.DataType;
+  const have = columnTypeFromArrow(type);
+  const want: ColumnType = spec ? spec.type : 'int64';
+  if (have === undefined || !sameType(have, want)) {
+    throw new FloeError('SCHEMA_MISMATCH', `column "${name}" is ${arrowTypeName(type)} in the data file but ${typeName(want)} in the schema`);
+  }
+  const leaf = reader.leaves.get(name);
+  const value = leaf ? valueOf(leaf.kind, type) : undefined;
+  return leaf && value ? { how: 'page', leaf, value } : { how: 'slow' };
 }
 
 /** The row at file row `at`, columns `out`, from cached/decoded pages. */
-async function readRow(view: TableView, f: DataFileEntry, reader: PageReader, at: number, out: readonly string[]): Promise<Row> {
+async function readRow(view: TableView, f: DataFileEntry, file: OpenedFile, at: number, out: readonly string[]): Promise<Row> {
+  const reader = file.reader;
+  const plans = columnPlans(view, file, out);
   const row: Row = {};
   let g = 0;
   const starts = reader.groupStarts;
   while ((starts[g + 1] as number) <= at) g++;
   const inGroup = at - (starts[g] as number);
-  for (const name of out) {
-    const plan = columnPlan(view, reader, name);
+  for (let c = 0; c < out.length; c++) {
+    const name = out[c]!;
+    const plan = plans[c]!;
     if (plan.how === 'default') {
       row[name] = defaultValue(plan.spec);
       continue;
@@ -562,18 +592,17 @@ async function readRow(view: TableView, f: DataFileEntry, reader: PageReader, at
     if (plan.how === 'page') {
       try {
         const bounds = reader.knownPageBounds(g, plan.leaf) ?? (await reader.pageBounds(g, plan.leaf));
-        let d: Decoded;
+        let got: Promise<Decoded> | Decoded;
         let i: number;
         if (bounds) {
           const p = pageAt(bounds.firstRows, inGroup);
-          const got = pageOf(view.files, f, reader, g, plan.leaf, bounds, p);
-          d = got instanceof Promise ? await got : got;
+          got = pageOf(view.files, file, g, plan.leaf, bounds, p);
           i = inGroup - (bounds.firstRows[p] as number);
         } else {
-          const got = chunkOf(view.files, f, reader, g, plan.leaf);
-          d = got instanceof Promise ? await got : got;
+          got = chunkOf(view.files, file, g, plan.leaf);
           i = inGroup;
         }
+        const d = got instanceof Promise ? await got : got;
         if (d.validity !== null && ((d.validity[i >> 3]! >> (i & 7)) & 1) === 0) row[name] = null;
         else if (d.indices !== null) row[name] = plan.value(d.dictionary!, d.indices[i]!);
         else row[name] = plan.value(d, i);
