@@ -25,7 +25,8 @@
  *   assignment, and readers take the state object once per read, so they
  *   never mix two states. Afterwards the dead entries are pruned by copying
  *   the live ones into a fresh tail in bounded chunks with yields between
- *   them, then installing that (same contents for every read) the same way.
+ *   them (nothing to copy when the new base holds every applied seq), then
+ *   installing that (same contents for every read) the same way.
  *   A plain `rebase()` makes readers wait while the new state is built.
  * - Every advance first checks the catalog (a HEAD, then a GET only when
  *   its etag changed): bulk commits publish a catalog version without a log
@@ -394,9 +395,12 @@ export class Replica {
     for (const t of st.tables.values()) {
       if (t.floor === 0) continue;
       const tail = new Memtable();
-      for (const e of t.tail.versions()) {
-        if (e.seq > t.floor) tail.apply(e);
-        if (++n % PRUNE_CHUNK === 0) await yieldToReaders();
+      // The usual case after a flush: the base holds everything applied, so nothing is copied.
+      if (t.tail.maxSeq > t.floor) {
+        for (const e of t.tail.versions()) {
+          if (e.seq > t.floor) tail.apply(e);
+          if (++n % PRUNE_CHUNK === 0) await yieldToReaders();
+        }
       }
       fresh.set(t.name, { ...t, tail, floor: 0 });
     }

@@ -369,51 +369,80 @@ describe('replica follows bulk commits', () => {
     const db = await open(store, { logRetention: { minSeqs: 1_000_000 } });
     const t = await db.createTable('t', schema, { primaryKey: 'k' });
     const N = 30_000;
+    const LATE = 5_000;
     const big = (i: number): string => `big${String(i).padStart(6, '0')}`;
     const base = (i: number): string => `base${String(i).padStart(4, '0')}`;
+    const late = (i: number): string => `late${String(i).padStart(5, '0')}`;
     await t.append(Array.from({ length: 1000 }, (_, i) => ({ k: base(i), v: 1n })));
-    const r = await replica(store);
+    // A source that lets the primary commit right after the replica checked the catalog,
+    // so the tail gets writes from above the next checkpoint before the replica swaps.
+    const inner = storeSource(store);
+    let interleave: (() => Promise<void>) | null = null;
+    const source = {
+      ...inner,
+      stream: (since: number): AsyncIterable<Change> => ({
+        [Symbol.asyncIterator]: async function* () {
+          const run = interleave;
+          interleave = null;
+          if (run) await run();
+          yield* inner.stream(since);
+        },
+      }),
+    };
+    const r = await replica(store, { source });
     for (let i = 0; i < N; i += 1000) await t.upsert(Array.from({ length: 1000 }, (_, j) => ({ k: big(i + j), v: 1n })));
     await r.advance();
     assert.equal((await r.stats()).tailLength, N);
     // One bulk commit moves every key, tail and base alike, to generation 2 (the
-    // primary flushes first, so the whole tail is now below the new checkpoint).
+    // primary flushes first, so the whole tail falls below the new checkpoint);
+    // then point writes above it, which the tail must keep.
     const gen2 = (i: number): bigint => BigInt(1_000_000 + i); // distinct per key: a wrong row shows
-    await t.append([...Array.from({ length: N }, (_, i) => ({ k: big(i), v: gen2(i) })), ...Array.from({ length: 1000 }, (_, i) => ({ k: base(i), v: gen2(N + i) }))]);
+    interleave = async () => {
+      await t.append([...Array.from({ length: N }, (_, i) => ({ k: big(i), v: gen2(i) })), ...Array.from({ length: 1000 }, (_, i) => ({ k: base(i), v: gen2(N + i) }))]);
+      for (let i = 0; i < LATE; i += 1000) await t.upsert(Array.from({ length: 1000 }, (_, j) => ({ k: late(i + j), v: 3n })));
+    };
+    await r.advance(); // catalog checked first (unchanged), then the late writes arrive in the tail
+    assert.equal((await r.stats()).tailLength, N + LATE);
     const genOf = (v: bigint): bigint => (v >= 1_000_000n ? 2n : 1n);
     let done = false;
     let during = 0;
     let newest = 1n;
     const reader = async (w: number): Promise<void> => {
       for (let i = w; !done; i++) {
-        // Alternate a key whose old version sits in the tail with one only in base files:
-        // once the new state shows anywhere, the old tail entries must not (that would be
-        // a mix of the two states).
-        const k = i % 2 === 0 ? big((i * 7919) % N) : base((i * 31) % 1000);
+        // Keys whose old version sits in the tail, keys only in base files, and tail
+        // keys above the new checkpoint: once the new state shows anywhere, the old
+        // tail entries must not (a mix of the two states), and late keys never change.
+        const which = i % 3;
+        const k = which === 0 ? big((i * 7919) % N) : which === 1 ? base((i * 31) % 1000) : late((i * 13) % LATE);
         const row = await r.table('t').get(k);
         assert.equal(row?.k, k);
-        const g = genOf(row.v as bigint);
-        assert.ok(g >= newest, `${k} read generation ${g} after generation ${newest} was seen`);
-        newest = g;
+        if (which === 2) assert.equal(row.v, 3n);
+        else {
+          const g = genOf(row.v as bigint);
+          assert.ok(g >= newest, `${k} read generation ${g} after generation ${newest} was seen`);
+          newest = g;
+        }
         if (!done) during++;
         await new Promise((res) => setImmediate(res));
       }
     };
     const readers = [reader(0), reader(1)];
-    await r.advance(); // sees the catalog move: swap, then prune
+    await r.advance(); // sees the catalog move: swap, then prune (visits N + LATE, keeps LATE)
     done = true;
     await Promise.all(readers);
     // The prune visits about a thousand entries per chunk with a yield between chunks;
     // the readers get turns at each (a synchronous copy would give them none).
     assert.ok(during >= 5, `reads completed during the swap: ${during}`);
     assert.equal(newest, 2n);
-    assert.equal((await r.stats()).tailLength, 0);
-    // Point gets through the key indexes the swap built ahead, across row groups.
+    assert.equal((await r.stats()).tailLength, LATE);
+    // Point gets through the new base, across row groups.
     for (let i = 0; i < N; i += 97) assert.equal((await r.table('t').get(big(i)))?.v, gen2(i), big(i));
     for (let i = 0; i < 1000; i += 37) assert.equal((await r.table('t').get(base(i)))?.v, gen2(N + i), base(i));
     const all = await replicaRows(r);
-    assert.equal(all.size, N + 1000);
+    assert.equal(all.size, N + 1000 + LATE);
     for (let i = 0; i < N; i++) assert.equal(all.get(big(i)), gen2(i));
+    for (let i = 0; i < LATE; i++) assert.equal(all.get(late(i)), 3n);
+    assert.deepEqual(all, await primaryRows(db));
     await r.close();
     await db.close();
   });
