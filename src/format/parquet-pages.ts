@@ -23,8 +23,10 @@
  *   extents and parsed page indexes; it caches no page bytes (the caller's
  *   page cache and the store's cache decorator do that).
  * - zstd pages are decompressed by zstd compiled to WebAssembly
- *   (@foxglove/wasm-zstd), loaded once per process before the first open;
- *   other codecs by hyparquet-compressors.
+ *   (@foxglove/wasm-zstd), loaded once per process before the first open,
+ *   into one reused scratch buffer; other codecs by hyparquet-compressors.
+ *   Decoding copies every value out of the decompressed page, so no decoded
+ *   structure aliases that buffer.
  */
 import { createRequire } from 'node:module';
 import * as arrow from 'apache-arrow';
@@ -42,40 +44,72 @@ import { DEFAULT_FOOTER_HINT, INTEGRITY_KEY } from './parquet.js';
 // ---------------------------------------------------------------------------
 // zstd (WASM)
 
-interface WasmZstd {
-  readonly isLoaded: Promise<unknown>;
-  decompress(src: Uint8Array, size: number): Uint8Array;
+/** The Emscripten module of @foxglove/wasm-zstd (its C wrapper returns -1 on failure). */
+interface ZstdModule {
+  HEAPU8: Uint8Array;
+  _malloc(n: number): number;
+  _free(ptr: number): void;
+  _decompress(dst: number, dstCapacity: number, src: number, srcSize: number): number;
+  ready: Promise<unknown>;
 }
 const requireCjs = createRequire(import.meta.url);
-let zstd: WasmZstd | undefined;
+let zstd: ZstdModule | undefined;
 let zstdLoading: Promise<void> | undefined;
+/** Scratch buffers in WASM memory, reused by every call (grown on demand). */
+let zIn = 0;
+let zInCap = 0;
+let zOut = 0;
+let zOutCap = 0;
 
 /** Resolves once the WASM zstd decoder is usable (idempotent). */
 export function loadZstd(): Promise<void> {
   zstdLoading ??= (async () => {
-    const mod = requireCjs('@foxglove/wasm-zstd') as WasmZstd;
-    await mod.isLoaded;
+    // The package's factory, not its wrapper: the wrapper copies every
+    // result out of WASM memory and allocates per call.
+    const factory = requireCjs('@foxglove/wasm-zstd/dist/wasm-zstd.js') as () => Promise<ZstdModule>;
+    const mod = await factory();
+    await mod.ready;
     zstd = mod;
   })();
   return zstdLoading;
 }
 
-/** `input` decompressed to exactly `size` bytes. Throws a plain Error on damage. */
+function zstdDecompress(input: Uint8Array, size: number): Uint8Array {
+  const z = zstd;
+  if (!z) throw new Error('zstd decoder not loaded (call loadZstd first)');
+  if (input.length > zInCap) {
+    if (zIn) z._free(zIn);
+    zInCap = Math.max(input.length, 2 * zInCap, 1 << 16);
+    zIn = z._malloc(zInCap);
+  }
+  if (size > zOutCap) {
+    if (zOut) z._free(zOut);
+    zOutCap = Math.max(size, 2 * zOutCap, 1 << 17);
+    zOut = z._malloc(zOutCap);
+  }
+  if (!zIn || !zOut) throw new Error('WASM zstd is out of memory');
+  // HEAPU8 is replaced when WASM memory grows: read it after allocating.
+  z.HEAPU8.set(input, zIn);
+  const got = z._decompress(zOut, size, zIn, input.length);
+  if (got !== size) throw new Error(got < 0 ? 'zstd frame is damaged' : `zstd frame holds ${got} bytes, header says ${size}`);
+  return z.HEAPU8.subarray(zOut, zOut + size);
+}
+
+/**
+ * `input` decompressed to exactly `size` bytes; throws a plain Error on
+ * damage. The result may be a view of a scratch buffer that the next call
+ * overwrites: decode it before decompressing anything else.
+ */
 export function decompress(codec: CompressionCodec, input: Uint8Array, size: number): Uint8Array {
   if (codec === 'UNCOMPRESSED') {
     if (input.length !== size) throw new Error(`uncompressed page is ${input.length} bytes, header says ${size}`);
     return input;
   }
   if (size === 0) return new Uint8Array(0);
-  let out: Uint8Array;
-  if (codec === 'ZSTD') {
-    if (!zstd) throw new Error('zstd decoder not loaded (call loadZstd first)');
-    out = zstd.decompress(input, size);
-  } else {
-    const fn = compressors[codec];
-    if (!fn) throw new Unsupported(`compression ${codec}`);
-    out = fn(input, size);
-  }
+  if (codec === 'ZSTD') return zstdDecompress(input, size);
+  const fn = compressors[codec];
+  if (!fn) throw new Unsupported(`compression ${codec}`);
+  const out = fn(input, size);
   if (out.length !== size) throw new Error(`${codec} page decompressed to ${out.length} bytes, header says ${size}`);
   return out;
 }
@@ -142,7 +176,8 @@ export type RawValue = Uint8Array | number | bigint | boolean;
 
 /** Approximate bytes a decoded column holds (for byte-bounded caches). */
 export function decodedBytes(d: Decoded): number {
-  return 64 + d.values.byteLength + (d.offsets?.byteLength ?? 0) + (d.validity?.byteLength ?? 0) + (d.indices?.byteLength ?? 0);
+  // Whole backing buffers: `values` may be a view of a larger one.
+  return 64 + d.values.buffer.byteLength + (d.offsets?.buffer.byteLength ?? 0) + (d.validity?.buffer.byteLength ?? 0) + (d.indices?.buffer.byteLength ?? 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -535,13 +570,50 @@ export class PageReader {
     return this.bytes(start, start + Number(meta.total_compressed_size));
   }
 
+  /**
+   * The verified bytes of several column chunks of row group g, read as few
+   * ranges as possible: chunks whose gap is small (at most 64 KiB, or a
+   * quarter of the bytes wanted) share one request.
+   */
+  async chunksBytes(g: number, leaves: readonly Leaf[]): Promise<Uint8Array[]> {
+    const spans = leaves.map((leaf, i) => {
+      const { meta } = this.chunk(g, leaf);
+      const start = Number(meta.dictionary_page_offset ?? meta.data_page_offset);
+      return { i, start, end: start + Number(meta.total_compressed_size) };
+    });
+    const wanted = spans.reduce((a, x) => a + (x.end - x.start), 0);
+    const maxGap = Math.max(64 * 1024, wanted / 4);
+    spans.sort((a, b) => a.start - b.start);
+    const out = new Array<Uint8Array>(leaves.length);
+    const reads: Promise<void>[] = [];
+    for (let k = 0; k < spans.length; ) {
+      let j = k + 1;
+      let end = spans[k]!.end;
+      while (j < spans.length && spans[j]!.start - end <= maxGap) {
+        end = Math.max(end, spans[j]!.end);
+        j++;
+      }
+      const group = spans.slice(k, j);
+      const from = group[0]!.start;
+      reads.push(
+        this.bytes(from, end).then((b) => {
+          for (const x of group) out[x.i] = b.subarray(x.start - from, x.end - from);
+        }),
+      );
+      k = j;
+    }
+    await Promise.all(reads);
+    return out;
+  }
+
   /** Decode a column chunk from its bytes (as `chunkBytes` returns them). */
   decodeChunk(g: number, leaf: Leaf, bytes: Uint8Array): Decoded {
     const { meta } = this.chunk(g, leaf);
     const rows = Number(this.metadata.row_groups[g]!.num_rows);
     return this.#guard(`column ${leaf.name} in row group ${g}`, () => {
       const reader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
-      const out = new ColumnBuilder(leaf, rows);
+      // Uncompressed size bounds the bytes of PLAIN pages (dictionary pages may need more).
+      const out = new ColumnBuilder(leaf, rows, false, Number(meta.total_uncompressed_size));
       let dict: Decoded | null = null;
       while (out.filled < rows) {
         if (reader.offset >= bytes.length) throw new Error(`column chunk ends after ${out.filled} of ${rows} rows`);
@@ -681,7 +753,7 @@ class ColumnBuilder {
   #dict: Decoded | null = null;
   #indices: Int32Array | null = null;
 
-  constructor(leaf: Pick<Leaf, 'kind' | 'maxDef'>, rows: number, keepDict = false) {
+  constructor(leaf: Pick<Leaf, 'kind' | 'maxDef'>, rows: number, keepDict = false, bytesHint = rows * 8) {
     this.#keepDict = keepDict;
     this.#kind = leaf.kind;
     this.#maxDef = leaf.maxDef;
@@ -690,7 +762,7 @@ class ColumnBuilder {
     if (leaf.kind === 'bytes') {
       this.#fixed = new Uint8Array(0);
       this.#offsets = new Int32Array(rows + 1);
-      this.#data = new Uint8Array(Math.max(64, rows * 8));
+      this.#data = new Uint8Array(keepDict ? 0 : Math.max(64, bytesHint));
     } else {
       this.#fixed = new Uint8Array(leaf.kind === 'bool' ? (rows + 7) >> 3 : rows * this.#width);
       this.#offsets = null;
@@ -766,6 +838,18 @@ class ColumnBuilder {
     this.filled += count;
   }
 
+  /** The data buffer, with room for `more` bytes past what it holds. */
+  #reserve(more: number): Uint8Array {
+    const need = this.#dataLen + more;
+    if (need > 0x7fffffff) throw new Error('more than 2 GiB of bytes in one column chunk');
+    if (need > this.#data.length) {
+      const next = new Uint8Array(Math.min(0x7fffffff, Math.max(need, this.#data.length * 2)));
+      next.set(this.#data.subarray(0, this.#dataLen));
+      this.#data = next;
+    }
+    return this.#data;
+  }
+
   /** First null seen: every row decoded so far was valid. */
   #startValidity(): void {
     if (this.#validity) return;
@@ -796,35 +880,34 @@ class ColumnBuilder {
     switch (this.#kind) {
       case 'bytes': {
         const offs = this.#offsets!;
+        const end = src.length;
+        // The values' bytes are at most what is left of the page.
+        const data = this.#reserve(end - at);
+        const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+        const sv = new DataView(src.buffer, src.byteOffset, src.byteLength);
         let pos = at;
         let len = this.#dataLen;
-        let data = this.#data;
-        const take = (r: number): void => {
-          if (pos + 4 > src.length) throw new Error('byte array runs past its page');
-          const l = (src[pos]! | (src[pos + 1]! << 8) | (src[pos + 2]! << 16) | (src[pos + 3]! << 24)) >>> 0;
+        for (let i = 0; i < count; i++) {
+          const r = base + i;
+          if (defs !== null && defs[i] !== 1) {
+            offs[r + 1] = len;
+            continue;
+          }
+          if (pos + 4 > end) throw new Error('byte array runs past its page');
+          const l = src[pos]! | (src[pos + 1]! << 8) | (src[pos + 2]! << 16) | (src[pos + 3]! << 24);
           pos += 4;
-          if (pos + l > src.length) throw new Error('byte array runs past its page');
-          if (len + l > data.length) {
-            data = grow(data, len + l);
-            this.#data = data;
-          }
-          if (l < 48) {
-            for (let k = 0; k < l; k++) data[len + k] = src[pos + k]!;
+          const stop = pos + l;
+          if (l < 0 || stop > end) throw new Error('byte array runs past its page');
+          if (l > 64) {
+            data.set(src.subarray(pos, stop), len);
+            len += l;
+            pos = stop;
           } else {
-            data.set(src.subarray(pos, pos + l), len);
+            // Short values: four bytes at a time (unaligned DataView access), then the rest.
+            for (; pos + 4 <= stop; pos += 4, len += 4) dv.setUint32(len, sv.getUint32(pos, true), true);
+            while (pos < stop) data[len++] = src[pos++]!;
           }
-          len += l;
-          pos += l;
-          if (len > 0x7fffffff) throw new Error('more than 2 GiB of bytes in one column chunk');
           offs[r + 1] = len;
-        };
-        if (defs === null) {
-          for (let i = 0; i < count; i++) take(base + i);
-        } else {
-          for (let i = 0; i < count; i++) {
-            if (defs[i] === 1) take(base + i);
-            else offs[base + i + 1] = len;
-          }
         }
         this.#dataLen = len;
         return;
@@ -895,24 +978,25 @@ class ColumnBuilder {
         const doffs = dict.offsets!;
         const dvals = dict.values as Uint8Array;
         const offs = this.#offsets!;
+        let need = 0;
+        for (let k = 0; k < idx.length; k++) need += doffs[idx[k]! + 1]! - doffs[idx[k]!]!;
+        const data = this.#reserve(need);
         let len = this.#dataLen;
-        let data = this.#data;
         let k = 0;
         for (let i = 0; i < count; i++) {
           if (defs !== null && defs[i] !== 1) {
             offs[base + i + 1] = len;
             continue;
           }
-          const j = idx[k++] as number;
-          const s = doffs[j] as number;
-          const l = (doffs[j + 1] as number) - s;
-          if (len + l > data.length) {
-            data = grow(data, len + l);
-            this.#data = data;
+          const j = idx[k++]!;
+          let s = doffs[j]!;
+          const e = doffs[j + 1]!;
+          if (e - s > 32) {
+            data.set(dvals.subarray(s, e), len);
+            len += e - s;
+          } else {
+            while (s < e) data[len++] = dvals[s++]!;
           }
-          for (let b = 0; b < l; b++) data[len + b] = dvals[s + b]!;
-          len += l;
-          if (len > 0x7fffffff) throw new Error('more than 2 GiB of bytes in one column chunk');
           offs[base + i + 1] = len;
         }
         this.#dataLen = len;
@@ -946,7 +1030,8 @@ class ColumnBuilder {
     const buf = this.#fixed;
     switch (this.#kind) {
       case 'bytes':
-        values = this.#data.length === this.#dataLen ? this.#data : this.#data.slice(0, this.#dataLen);
+        // A view, not a copy: the spare capacity is at most what the last growth doubled.
+        values = this.#data.subarray(0, this.#dataLen);
         break;
       case 'bool':
         values = buf;
@@ -972,12 +1057,6 @@ class ColumnBuilder {
   }
 }
 
-function grow(data: Uint8Array, need: number): Uint8Array {
-  const next = new Uint8Array(Math.max(need, data.length * 2));
-  next.set(data);
-  return next;
-}
-
 // ---------------------------------------------------------------------------
 // Arrow
 
@@ -985,20 +1064,25 @@ function grow(data: Uint8Array, need: number): Uint8Array {
  * Decoded column as Arrow Data of `type` (the file's Arrow field type).
  * Throws Unsupported when the physical kind does not fit the type.
  */
+/** True when values of this physical kind become Arrow `type` without conversion. */
+export function fitsArrow(kind: LeafKind, type: arrow.DataType): boolean {
+  const t = type.typeId;
+  return (
+    (kind === 'bytes' && (t === arrow.Type.Utf8 || t === arrow.Type.Binary)) ||
+    (kind === 'int64' && ((t === arrow.Type.Int && (type as arrow.Int).bitWidth === 64) || (t === arrow.Type.Timestamp && (type as arrow.Timestamp).unit === arrow.TimeUnit.MICROSECOND))) ||
+    (kind === 'int32' && ((t === arrow.Type.Int && (type as arrow.Int).bitWidth === 32) || (t === arrow.Type.Date && (type as arrow.DateDay).unit === arrow.DateUnit.DAY))) ||
+    (kind === 'float' && t === arrow.Type.Float && (type as arrow.Float).precision === arrow.Precision.SINGLE) ||
+    (kind === 'double' && t === arrow.Type.Float && (type as arrow.Float).precision === arrow.Precision.DOUBLE) ||
+    (kind === 'bool' && t === arrow.Type.Bool)
+  );
+}
+
 export function toArrow(d: Decoded, type: arrow.DataType): arrow.Data {
   if (d.indices) throw new Unsupported('dictionary indices as Arrow');
   const length = d.length;
   const nullCount = d.nullCount;
   const nullBitmap = d.validity ?? undefined;
-  const t = type.typeId;
-  const fits =
-    (d.kind === 'bytes' && (t === arrow.Type.Utf8 || t === arrow.Type.Binary)) ||
-    (d.kind === 'int64' && (t === arrow.Type.Int || t === arrow.Type.Timestamp) && (t !== arrow.Type.Int || (type as arrow.Int).bitWidth === 64)) ||
-    (d.kind === 'int32' && ((t === arrow.Type.Int && (type as arrow.Int).bitWidth === 32) || (t === arrow.Type.Date && (type as arrow.DateDay).unit === arrow.DateUnit.DAY))) ||
-    (d.kind === 'float' && t === arrow.Type.Float && (type as arrow.Float).precision === arrow.Precision.SINGLE) ||
-    (d.kind === 'double' && t === arrow.Type.Float && (type as arrow.Float).precision === arrow.Precision.DOUBLE) ||
-    (d.kind === 'bool' && t === arrow.Type.Bool);
-  if (!fits) throw new Unsupported(`${d.kind} values as Arrow type id ${type.typeId}`);
+  if (!fitsArrow(d.kind, type)) throw new Unsupported(`${d.kind} values as Arrow type id ${type.typeId}`);
   if (d.kind === 'bytes') {
     return arrow.makeData({ type: type as arrow.Utf8, length, nullCount, nullBitmap, valueOffsets: d.offsets!, data: d.values as Uint8Array });
   }

@@ -18,7 +18,7 @@ import { FloeError } from '../errors.js';
 import type { Row } from '../format/logrecord.js';
 import type { RoaringBitmap32 } from '../format/bitmap.js';
 import type { Decoded, Leaf, LeafKind, PageBounds, PageReader, RawValue } from '../format/parquet-pages.js';
-import { compareRaw, decodedBytes, Unsupported } from '../format/parquet-pages.js';
+import { compareRaw, decodedBytes, fitsArrow, toArrow, Unsupported } from '../format/parquet-pages.js';
 import type { ColumnSpec, ColumnType } from '../format/schema.js';
 import {
   arrowTypeName,
@@ -102,6 +102,48 @@ export function planScan(view: TableView, options: ScanOptions = {}): Plan {
   return { bound, out, read: [...read], limit };
 }
 
+interface ScanColumns {
+  /** Columns of plan.read the file holds, in plan order. */
+  readonly leaves: Leaf[];
+  readonly fields: arrow.Field[];
+  readonly schema: arrow.Schema;
+}
+
+const scanColumnsMemo = new WeakMap<PageReader, Map<string, ScanColumns | null>>();
+
+/** The file's columns among `read` when the page reader decodes them all to Arrow; else null. */
+function scanColumns(reader: PageReader, read: readonly string[]): ScanColumns | null {
+  let memo = scanColumnsMemo.get(reader);
+  if (!memo) {
+    memo = new Map();
+    scanColumnsMemo.set(reader, memo);
+  }
+  const id = read.join('\u0000');
+  let out = memo.get(id);
+  if (out !== undefined) return out;
+  out = null;
+  const arrowSchema = reader.arrowSchema();
+  if (arrowSchema) {
+    const leaves: Leaf[] = [];
+    const fields: arrow.Field[] = [];
+    let ok = true;
+    for (const c of read) {
+      if (!reader.columns.has(c)) continue;
+      const leaf = reader.leaves.get(c);
+      const field = arrowSchema.fields.find((x) => x.name === c);
+      if (!leaf || !field || !fitsArrow(leaf.kind, field.type as arrow.DataType)) {
+        ok = false;
+        break;
+      }
+      leaves.push(leaf);
+      fields.push(field);
+    }
+    if (ok && fields.length > 0) out = { leaves, fields, schema: new arrow.Schema(fields, arrowSchema.metadata) };
+  }
+  memo.set(id, out);
+  return out;
+}
+
 /** Decoded manifest-level statistics lookup for pruning. */
 function fileStats(f: DataFileEntry) {
   return (column: string) => {
@@ -167,40 +209,88 @@ export async function* scanView(view: TableView, options: ScanOptions = {}): Asy
   const pk = view.primaryKey;
   const shadowing = pk !== null && view.mem.some((m) => m.size > 0);
 
+  // Per row group: project, mask (deletes, memtable shadowing, predicate), yield.
+  // `left` is how many rows the limit still allows; returns false once it is reached.
+  function* emit(batch: arrow.RecordBatch, firstRow: number, deleted: RoaringBitmap32 | null): Generator<arrow.RecordBatch, boolean> {
+    const n = batch.numRows;
+    let mask: Uint8Array | null = null;
+    const drop = (i: number) => {
+      mask ??= new Uint8Array(n).fill(1);
+      mask[i] = 0;
+    };
+    if (deleted && deleted.size > 0 && deleted.rangeCardinality(firstRow, firstRow + n) > 0) {
+      for (let i = 0; i < n; i++) if (deleted.has(firstRow + i)) drop(i);
+    }
+    if (shadowing) {
+      const keyRows = recordBatchToRows(batch, pk);
+      for (let i = 0; i < n; i++) if (memShadows(view, keyFromRow(view, keyRows[i]!))) drop(i);
+    }
+    if (plan.bound) {
+      const m = evalBatch(plan.bound, batch);
+      for (let i = 0; i < n; i++) if (!m[i]) drop(i);
+    }
+    let out = filterBatch(batch, mask, plan.out);
+    if (out.numRows === 0) return true;
+    if (out.numRows > left) out = out.slice(0, left);
+    left -= out.numRows;
+    yield out;
+    return left > 0;
+  }
+
   for (const f of view.manifest.files) {
     if (plan.bound && !mayMatch(plan.bound, fileStats(f))) continue;
     if (f.deletes && f.deletes.count >= f.rows) continue;
-    const pf = await view.files.file(f);
     const deleted = await view.files.deleted(f);
-    for (let g = 0; g < pf.rowGroups.length; g++) {
-      const rg = pf.rowGroups[g]!;
-      if (plan.bound && !mayMatch(plan.bound, (c) => ({ ...rg.columns[c], rowCount: rg.numRows }))) continue;
-      const available = plan.read.filter((c) => pf.schema.fields.some((x) => x.name === c));
-      let batch = await pf.readRowGroup(g, available);
-      if (available.length !== plan.read.length) batch = projectBatch(batch, view.schema, plan.read);
-      const n = batch.numRows;
-      let mask: Uint8Array | null = null;
-      const drop = (i: number) => {
-        mask ??= new Uint8Array(n).fill(1);
-        mask[i] = 0;
-      };
-      if (deleted && deleted.size > 0) {
-        for (let i = 0; i < n; i++) if (deleted.has(rg.firstRow + i)) drop(i);
+    const file = await view.files.open(f);
+    const cols = scanColumns(file.reader, plan.read);
+    if (cols === null) {
+      // Layouts the page reader does not decode (lists, vectors, foreign files).
+      const pf = await view.files.file(f);
+      for (let g = 0; g < pf.rowGroups.length; g++) {
+        const rg = pf.rowGroups[g]!;
+        if (plan.bound && !mayMatch(plan.bound, (c) => ({ ...rg.columns[c], rowCount: rg.numRows }))) continue;
+        const available = plan.read.filter((c) => pf.schema.fields.some((x) => x.name === c));
+        let batch = await pf.readRowGroup(g, available);
+        if (available.length !== plan.read.length) batch = projectBatch(batch, view.schema, plan.read);
+        if (!(yield* emit(batch, rg.firstRow, deleted))) return;
       }
-      if (shadowing) {
-        const keyRows = recordBatchToRows(batch, pk);
-        for (let i = 0; i < n; i++) if (memShadows(view, keyFromRow(view, keyRows[i]!))) drop(i);
+      continue;
+    }
+    const reader = file.reader;
+    // Row-group statistics (for pruning) come from ParquetFile's decoded footer.
+    const pf = plan.bound ? await view.files.file(f) : null;
+    const groups: number[] = [];
+    for (let g = 0; g < reader.numRowGroups; g++) {
+      const rg = pf?.rowGroups[g];
+      if (rg && plan.bound && !mayMatch(plan.bound, (c) => ({ ...rg.columns[c], rowCount: rg.numRows }))) continue;
+      groups.push(g);
+    }
+    // The bytes of the next PREFETCH row groups are fetched while this one decodes.
+    const PREFETCH = 2;
+    const fetch = (k: number): Promise<Uint8Array[]> | null => (k < groups.length ? reader.chunksBytes(groups[k]!, cols.leaves) : null);
+    const ahead: Array<Promise<Uint8Array[]> | null> = [];
+    for (let k = 0; k < PREFETCH; k++) ahead.push(fetch(k));
+    try {
+      for (let k = 0; k < groups.length; k++) {
+        const g = groups[k]!;
+        const bytes = await ahead.shift()!;
+        ahead.push(fetch(k + PREFETCH));
+        let batch: arrow.RecordBatch;
+        try {
+          const children = cols.leaves.map((leaf, i) => toArrow(reader.decodeChunk(g, leaf, bytes[i]!), cols.fields[i]!.type as arrow.DataType));
+          const rows = (reader.groupStarts[g + 1] as number) - (reader.groupStarts[g] as number);
+          batch = new arrow.RecordBatch(cols.schema, arrow.makeData({ type: new arrow.Struct(cols.fields), length: rows, nullCount: 0, children }));
+        } catch (err) {
+          if (!(err instanceof Unsupported)) throw err;
+          batch = await (await view.files.file(f)).readRowGroup(g, cols.fields.map((x) => x.name));
+        }
+        if (cols.fields.length !== plan.read.length) batch = projectBatch(batch, view.schema, plan.read);
+        if (!(yield* emit(batch, reader.groupStarts[g] as number, deleted))) return;
       }
-      if (plan.bound) {
-        const m = evalBatch(plan.bound, batch);
-        for (let i = 0; i < n; i++) if (!m[i]) drop(i);
-      }
-      let out = filterBatch(batch, mask, plan.out);
-      if (out.numRows === 0) continue;
-      if (out.numRows > left) out = out.slice(0, left);
-      left -= out.numRows;
-      yield out;
-      if (left <= 0) return;
+    } finally {
+      // A scan stopped early (limit, consumer break, error) leaves prefetches
+      // behind; nobody needs their bytes, and a failure of them is not this scan's.
+      for (const p of ahead) if (p) p.catch(() => undefined);
     }
   }
 
