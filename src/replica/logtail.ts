@@ -20,10 +20,11 @@
  *   A reader asking for records older than the first known member gets a
  *   full scan, and LOG_GAP when the log no longer holds them.
  * - Records are returned only from verified chain members, in LSN order,
- *   up to a bound fixed when the read starts. Known members a reader has
- *   passed are forgotten (the tip is always kept), so memory is bounded by
- *   what is not consumed yet; segment bodies read by a poll are kept for
- *   the replay that follows, within a byte budget.
+ *   up to a bound fixed when the read starts. Members are remembered (their
+ *   headers) while the log holds them, up to MAX_KNOWN, so readers at
+ *   different positions (several followers of one server) do not force
+ *   rescans; segment bodies read by a poll are kept for the replay that
+ *   follows, within a byte budget, and released once a reader passed them.
  * - Never writes. Polls are serialized within one instance; a missed
  *   truncation costs at most one poll of delay, never a wrong record.
  */
@@ -39,6 +40,8 @@ import type { ObjectStore } from '../store/types.js';
 
 /** Segment bodies kept between a poll and the replay that consumes them. */
 const WARM_BUDGET = 32 * 1024 * 1024;
+/** Chain members (headers only) remembered at most; reading older ones costs a full scan. */
+const MAX_KNOWN = 100_000;
 
 export interface TailRead {
   /** Newest durable LSN when the read started; entries never pass it. */
@@ -61,9 +64,6 @@ export class LogTail {
   #warm = new Map<number, Uint8Array>();
   #warmBytes = 0;
   #lock: Promise<unknown> = Promise.resolve();
-  /** Counters for tests and stats. */
-  fullScans = 0;
-  polls = 0;
 
   constructor(store: ObjectStore, prefix = 'log/', concurrency = DEFAULT_READ_CONCURRENCY) {
     this.#store = store;
@@ -75,6 +75,7 @@ export class LogTail {
   poll(): Promise<number> {
     return this.#serial(async () => {
       await this.#poll(1);
+      this.#forget(0);
       return this.#maxDurable();
     });
   }
@@ -104,7 +105,7 @@ export class LogTail {
         const b = this.#warm.get(m.epoch);
         if (b) warm.set(m.epoch, b);
       }
-      this.#forgetThrough(since);
+      this.#forget(since);
       return { bound, entries: { [Symbol.asyncIterator]: () => replayChain(this.#store, this.#prefix, members, since + 1, warm, this.#concurrency) } };
     });
   }
@@ -120,12 +121,23 @@ export class LogTail {
     return tip ? lastLsnOf(tip) : this.#firstLsn - 1;
   }
 
-  /** Drop members wholly at or below `since` (never the tip) and their bodies. */
-  #forgetThrough(since: number): void {
+  /**
+   * Release the bodies of members wholly at or below `since` (consumed), and
+   * forget members the log no longer holds (below its first LSN) or beyond
+   * the newest MAX_KNOWN; the tip is always kept. Other readers may still be
+   * behind `since`, so members the log holds stay known: reading them again
+   * costs their GETs, not a scan of the whole log.
+   */
+  #forget(since: number): void {
+    for (const m of this.#chain) {
+      if (lastLsnOf(m) > since) break;
+      this.#dropWarm(m.epoch);
+    }
     let k = 0;
-    while (k < this.#chain.length - 1 && lastLsnOf(this.#chain[k]!) <= since) k++;
+    while (k < this.#chain.length - 1 && (lastLsnOf(this.#chain[k]!) < this.#firstLsn || this.#chain.length - k > MAX_KNOWN)) k++;
+    if (k === 0) return;
     for (const m of this.#chain.slice(0, k)) this.#dropWarm(m.epoch);
-    if (k > 0) this.#chain = this.#chain.slice(k);
+    this.#chain = this.#chain.slice(k);
   }
 
   #dropWarm(epoch: number): void {
@@ -143,7 +155,6 @@ export class LogTail {
   }
 
   async #fullScan(warmFrom: number): Promise<void> {
-    this.fullScans++;
     const scan = await scanLog(this.#store, this.#prefix, this.#concurrency, warmFrom);
     this.#chain = [...scan.analysis.chain];
     this.#firstLsn = scan.analysis.firstLsn;
@@ -155,7 +166,6 @@ export class LogTail {
   }
 
   async #poll(warmFrom: number): Promise<void> {
-    this.polls++;
     const tip = this.#chain[this.#chain.length - 1];
     if (!tip) return this.#fullScan(warmFrom);
     const { epochs, bases } = await this.#listAfter(segmentKey(this.#prefix, tip.epoch));

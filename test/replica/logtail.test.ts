@@ -177,6 +177,12 @@ describe('LogTail', () => {
     assert.equal(metrics.requests('list'), 1);
     assert.equal(metrics.requests('get'), 3);
     assert.equal(metrics.requests(), 4);
+    // A second reader further behind (another follower of the same server) costs the
+    // GETs of the segments it needs, not a rescan of the log.
+    metrics.reset();
+    const behind = await tail.read(since - 10);
+    assert.equal((await drain(behind.entries)).length, 13);
+    assert.deepEqual([metrics.requests('list'), metrics.requests('get')], [1, 10], JSON.stringify(metrics.snapshot()));
     // A truncation shows up as new base objects: the poll reads the base once, then is idle again.
     await w.truncateThrough(w.durableLsn - 1);
     metrics.reset();
