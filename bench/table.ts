@@ -37,6 +37,7 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/table.js
  *   BENCH_SCALE=5 node dist/bench/table.js
+ *   BENCH_SECTIONS=3,4 node dist/bench/table.js   (read side only: see mainRead)
  *
  * The child mode (`node dist/bench/table.js --rss-child <rows> <rowsPerFile>`)
  * is internal: it appends and prints one JSON line.
@@ -786,6 +787,60 @@ async function sectionGet(a: AppendResult, base: readonly Pkg[], Sqlite: SqliteC
   return { figures, comparisons };
 }
 
+/**
+ * BENCH_SECTIONS=3,4 (any list without 2 and 5): only the read side. Runs
+ * section 1 as the setup sections 3 and 4 need (its figures are printed but
+ * are not the point), then 4 and 3, and writes bench/results/table-read.md
+ * (the full run's table.md is left alone).
+ */
+async function mainRead(): Promise<void> {
+  const env: EnvInfo = envInfo();
+  const t00 = nowMs();
+  console.log(`floe table bench, read sections — ${env.node}, ${env.cpu} × ${env.cores}, ${env.memGiB} GiB, load ${env.load1} at start, BENCH_SCALE=${SCALE}`);
+  const fsyncStart = measureFsyncRate();
+  console.log(fsyncLine(fsyncStart, 'fsync reference (start)'));
+  const lance: LanceModule = await import('@lancedb/lancedb');
+  const duck: DuckModule = await import('@duckdb/node-api');
+  const Sqlite: SqliteCtor = (await import('better-sqlite3')).default;
+  const Level: LevelCtor = (await import('classic-level')).ClassicLevel;
+  const base = loadCorpus(CORPUS);
+  const a = await sectionAppend(base, lance, duck, Sqlite, Level);
+  let scan: Comparison;
+  let gets: Awaited<ReturnType<typeof sectionGet>>;
+  try {
+    scan = await sectionScan(a, duck);
+    gets = await sectionGet(a, base, Sqlite, Level);
+  } finally {
+    a.lanceClose();
+    await a.floeDb.close();
+    for (const d of [a.floeDir, a.lanceDir, a.duckDir, a.sqliteDir, a.levelDir]) await fs.rm(d, { recursive: true, force: true });
+  }
+  const fsyncEnd = measureFsyncRate();
+  const totalS = (nowMs() - t00) / 1000;
+  const comparisons = [...gets.comparisons, scan];
+  const md: string[] = [
+    `fsync reference: start ${fmt(fsyncStart.appendsPerSec)}/s (p50 ${fmt(fsyncStart.p50Ms)} ms), end ${fmt(fsyncEnd.appendsPerSec)}/s (p50 ${fmt(fsyncEnd.p50Ms)} ms), ${fsyncStart.fsType} (${fsyncStart.dir}).`,
+    '',
+  ];
+  for (const c of comparisons) {
+    console.log(`\n${c.section} — ${c.metric}`);
+    console.log(textTable(COMPARISON_HEADERS, comparisonRows(c)));
+    md.push(`## ${c.section}: ${c.metric} (${c.higherIsBetter ? 'higher' : 'lower'} is better)`, '', markdownTable(COMPARISON_HEADERS, comparisonRows(c)), '');
+  }
+  console.log('\npoint get latencies');
+  console.log(textTable(LATENCY_HEADERS, latencyRows(gets.figures)));
+  console.log(`\n${fsyncLine(fsyncStart, 'fsync reference (start)')}\n${fsyncLine(fsyncEnd, 'fsync reference (end)')}`);
+  md.push('## Point get latencies', '', markdownTable(LATENCY_HEADERS, latencyRows(gets.figures)), '', `Whole run: ${fmt(totalS)} s.`);
+  const out = writeReport({
+    name: 'table-read',
+    title: 'floe table benchmark, read sections (3, 4)',
+    markdown: md.join('\n'),
+    env,
+    data: { settings: { scale: SCALE, appendRows: APPEND_ROWS, totalSeconds: totalS }, fsync: { start: fsyncStart, end: fsyncEnd }, getLatencies: gets.figures },
+  });
+  console.log(`\nwrote ${out.md} and ${out.json}`);
+}
+
 // ---- section 2: durable upserts -------------------------------------------------------------------
 
 interface UpsertResult {
@@ -1259,7 +1314,8 @@ if (process.argv[2] === '--rss-child') {
     process.exitCode = 1;
   });
 } else {
-  main().catch((err: unknown) => {
+  const sections = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5').split(',').map((x) => x.trim()));
+  (sections.has('2') || sections.has('5') ? main() : mainRead()).catch((err: unknown) => {
     console.error(err);
     process.exitCode = 1;
   });
