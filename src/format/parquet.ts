@@ -5,7 +5,10 @@
  * Writing (`encodeParquet`) goes through parquet-wasm (arrow-rs compiled to
  * WASM): Arrow IPC in, Parquet bytes out, with zstd/snappy compression,
  * chunk and page statistics, offset indexes and the Arrow schema embedded
- * (`ARROW:schema`) so every Arrow type comes back exactly. Reading
+ * (`ARROW:schema`) so every Arrow type comes back exactly;
+ * `encodeParquetFile` gives the same bytes plus their content hash, encoded
+ * on a worker thread when the table is large (src/format/parquet-encode.ts
+ * holds the encoder and its thread pool). Reading
  * (`ParquetFile`) goes through hyparquet (pure JavaScript) over an
  * ObjectStore: the footer first, then only the column chunks (or pages) of
  * the row groups asked for, decoded straight into Arrow RecordBatches.
@@ -37,35 +40,36 @@
  */
 import * as arrow from 'apache-arrow';
 import { VectorAssembler } from 'apache-arrow/visitor/vectorassembler';
-import { createRequire } from 'node:module';
-import { parquetMetadata, parquetRead, readOffsetIndex } from 'hyparquet';
+import { parquetMetadata, parquetRead } from 'hyparquet';
 import type { AsyncBuffer, ColumnData, FileMetaData, ParquetParsers, SchemaElement, Statistics } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { FloeError, isFloeError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
-import { crc32c } from './checksum.js';
-
-type ParquetWasm = typeof import('parquet-wasm');
+import { blake3Hex, crc32c } from './checksum.js';
+import type { EncodedFile, EncodePlan, ParquetCompression } from './parquet-encode.js';
+import {
+  encodeIpc,
+  encodeOffThread,
+  INTEGRITY_KEY,
+  INTEGRITY_VALUE,
+  TRAILER_FIXED,
+  TRAILER_MAGIC,
+  TRAILER_VERSION,
+} from './parquet-encode.js';
 
 // ---------------------------------------------------------------------------
 // Constants and public types
 
 export const DEFAULT_ROW_GROUP_ROWS = 64 * 1024;
 export const DEFAULT_FOOTER_HINT = 64 * 1024;
-/** Footer key marking a file that carries floe's checksum trailer. */
-export const INTEGRITY_KEY = 'floe.integrity';
-const INTEGRITY_VALUE = 'crc32c-extents/1';
+export { DATA_PAGE_BYTES, INTEGRITY_KEY } from './parquet-encode.js';
+export type { ParquetCompression } from './parquet-encode.js';
 const ARROW_SCHEMA_KEY = 'ARROW:schema';
 const RESERVED_KEYS = new Set([ARROW_SCHEMA_KEY, INTEGRITY_KEY]);
-const TRAILER_MAGIC = new TextEncoder().encode('FLOE.EXT');
-const TRAILER_VERSION = 1;
-/** count + version + crc + magic */
-const TRAILER_FIXED = 4 + 4 + 4 + TRAILER_MAGIC.length;
-const MAX_EXTENT = 1 << 20;
 const PAR1 = 0x31524150; // "PAR1" read as a little-endian u32
-
-export type ParquetCompression = 'zstd' | 'snappy' | 'none';
+/** Files of fewer rows are encoded on the calling thread (a round trip to the pool costs more). */
+const OFF_THREAD_MIN_ROWS = 4096;
 
 export interface EncodeParquetOptions {
   /** Maximum rows per row group (default 65,536). */
@@ -74,6 +78,11 @@ export interface EncodeParquetOptions {
   compression?: ParquetCompression;
   /** Extra footer key/value pairs. `ARROW:schema` and `floe.integrity` are reserved. */
   keyValueMetadata?: Record<string, string>;
+  /**
+   * Columns to write without dictionary pages. Default: the flat columns in
+   * which a sample of values is mostly distinct (see `mostlyDistinct`).
+   */
+  noDictionary?: readonly string[];
 }
 
 export interface OpenParquetOptions {
@@ -121,20 +130,8 @@ class FormatError extends Error {
 }
 
 // ---------------------------------------------------------------------------
-// parquet-wasm is loaded on first use: reading never needs it. Its Node build
-// compiles and instantiates the WASM synchronously when required.
-
-const requireCjs = createRequire(import.meta.url);
-let wasm: ParquetWasm | undefined;
-function parquetWasm(): ParquetWasm {
-  wasm ??= requireCjs('parquet-wasm') as ParquetWasm;
-  return wasm;
-}
-
-// ---------------------------------------------------------------------------
 // Writing
 
-/** Serialize `table` as one Parquet file (bytes ready to `put`). */
 /**
  * apache-arrow (18.x) writes an all-null boolean array to IPC with an empty
  * values buffer, which parquet-wasm's reader rejects ("Need at least 1 bytes
@@ -158,15 +155,13 @@ function patchBoolAssembler(): void {
 }
 patchBoolAssembler();
 
-/** Target uncompressed size of one data page. */
-export const DATA_PAGE_BYTES = 64 * 1024;
-
-export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions = {}): Uint8Array {
+/** Check `table` and `options`, and settle every encoder setting. Pure. */
+function planFor(table: arrow.Table, options: EncodeParquetOptions): EncodePlan {
   const rowGroupRows = options.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS;
   if (!Number.isSafeInteger(rowGroupRows) || rowGroupRows < 1) {
     throw new FloeError('INVALID_ARGUMENT', `rowGroupRows must be a positive integer, got ${String(rowGroupRows)}`);
   }
-  const compression = options.compression ?? 'zstd';
+  const compression: ParquetCompression = options.compression ?? 'zstd';
   if (compression !== 'zstd' && compression !== 'snappy' && compression !== 'none') {
     throw new FloeError('INVALID_ARGUMENT', `unknown compression ${String(compression)}; use zstd, snappy or none`);
   }
@@ -191,59 +186,80 @@ export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions 
       throw err;
     }
   }
-
-  const pw = parquetWasm();
-  let raw: Uint8Array;
-  try {
-    // Each builder call consumes the builder (Rust by-value self): always reassign.
-    let props = new pw.WriterPropertiesBuilder()
-      .setCompression(
-        compression === 'zstd'
-          ? pw.Compression.ZSTD
-          : compression === 'snappy'
-            ? pw.Compression.SNAPPY
-            : pw.Compression.UNCOMPRESSED,
-      )
-      .setMaxRowGroupSize(rowGroupRows)
-      // Small data pages make point reads cheap: a lookup fetches and
-      // decompresses one page per column, not a megabyte of them. Measured on
-      // 50k rows: one-row read 96 ms at 1 MiB pages, 17 ms at 64 KiB, for +5%
-      // file size.
-      .setDataPageSizeLimit(DATA_PAGE_BYTES)
-      .setStatisticsEnabled(pw.EnabledStatistics.Page)
-      .setKeyValueMetadata(kv);
+  let noDictionary: string[];
+  if (options.noDictionary) {
+    noDictionary = [];
+    for (const name of options.noDictionary) {
+      if (!names.has(name)) throw new FloeError('INVALID_ARGUMENT', `noDictionary names ${JSON.stringify(name)}, which is not a column`);
+      noDictionary.push(name);
+    }
+  } else {
     // Dictionary pages pay off for repetitive columns; for mostly-distinct
     // ones (ids, names, long text) the writer fills a dictionary page up to
     // its limit before falling back, and every point lookup must fetch it.
-    for (const f of table.schema.fields) {
-      if (mostlyDistinct(table.getChild(f.name))) props = props.setColumnDictionaryEnabled(f.name, false);
-    }
-    const built = props.build();
-    const wasmTable = pw.Table.fromIPCStream(arrow.tableToIPC(table, 'stream'));
-    raw = pw.writeParquet(wasmTable, built);
+    noDictionary = table.schema.fields.filter((f) => isDistinctVector(table.getChild(f.name))).map((f) => f.name);
+  }
+  return { rowGroupRows, compression, keyValueMetadata: [...kv], noDictionary };
+}
+
+/** Serialize `table` as one Parquet data file (bytes ready to `put`), on this thread. */
+export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions = {}): Uint8Array {
+  const plan = planFor(table, options);
+  try {
+    return encodeIpc(arrow.tableToIPC(table, 'stream'), plan);
   } catch (err) {
     throw new FloeError('INVALID_ARGUMENT', `cannot encode table as Parquet: ${describeError(err)}`, { cause: err });
   }
-  return addTrailer(raw);
+}
+
+/**
+ * `encodeParquet` plus the BLAKE3 content hash, encoded on a worker thread
+ * when the table is large (the same bytes either way), so the caller can
+ * prepare the next file meanwhile.
+ */
+export async function encodeParquetFile(table: arrow.Table, options: EncodeParquetOptions = {}): Promise<EncodedFile> {
+  const plan = planFor(table, options);
+  let ipc: Uint8Array;
+  try {
+    ipc = arrow.tableToIPC(table, 'stream');
+  } catch (err) {
+    throw new FloeError('INVALID_ARGUMENT', `cannot encode table as Parquet: ${describeError(err)}`, { cause: err });
+  }
+  if (table.numRows >= OFF_THREAD_MIN_ROWS) return encodeOffThread(ipc, plan);
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeIpc(ipc, plan);
+  } catch (err) {
+    throw new FloeError('INVALID_ARGUMENT', `cannot encode table as Parquet: ${describeError(err)}`, { cause: err });
+  }
+  return { bytes, contentHash: await blake3Hex(bytes) };
+}
+
+function isDistinctVector(vector: arrow.Vector | null): boolean {
+  if (!vector || vector.length === 0) return false;
+  const type = vector.type as arrow.DataType;
+  if (!isFlatType(type) || arrow.DataType.isBool(type)) return false;
+  return mostlyDistinct({ length: vector.length, at: (i) => vector.get(i) as unknown });
 }
 
 /**
  * True when a sample of a flat column's values is more than half distinct.
- * Small samples (under 64 non-null values) keep the writer's default.
+ * Small samples (under 64 non-null values) keep the writer's default. `at`
+ * gives value i as a row value or as `arrow.Vector.get` would (either works:
+ * both map distinct stored values to distinct JS values).
  */
-function mostlyDistinct(vector: arrow.Vector | null): boolean {
-  if (!vector || vector.length === 0) return false;
-  const type = vector.type as arrow.DataType;
-  if (!isFlatType(type) || arrow.DataType.isBool(type)) return false;
-  const samples = Math.min(vector.length, 2048);
-  const step = vector.length / samples;
+export function mostlyDistinct(values: { readonly length: number; at(i: number): unknown }): boolean {
+  const samples = Math.min(values.length, 2048);
+  const step = values.length / samples;
   const seen = new Set<unknown>();
   let nonNull = 0;
   for (let i = 0; i < samples; i++) {
-    const v = vector.get(Math.floor(i * step)) as unknown;
+    const v = values.at(Math.floor(i * step));
     if (v === null || v === undefined) continue;
     nonNull++;
-    seen.add(v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1') : v);
+    seen.add(
+      v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1') : v instanceof Date ? v.getTime() : v,
+    );
   }
   return nonNull >= 64 && seen.size * 2 > nonNull;
 }
@@ -286,73 +302,6 @@ function isFlatType(type: arrow.DataType): boolean {
     (arrow.DataType.isInt(type) && type.isSigned && (type.bitWidth === 32 || type.bitWidth === 64)) ||
     (arrow.DataType.isFloat(type) && (type.precision === arrow.Precision.SINGLE || type.precision === arrow.Precision.DOUBLE))
   );
-}
-
-/** Insert the checksum trailer in front of the footer of a freshly written file. */
-function addTrailer(raw: Uint8Array): Uint8Array {
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const footerLength = view.getUint32(raw.length - 8, true);
-  const dataEnd = raw.length - 8 - footerLength;
-  const md = parquetMetadata(raw);
-
-  const cuts = new Set<number>([0, 4, dataEnd]);
-  const cut = (offset: bigint | number | undefined, length?: bigint | number): void => {
-    if (offset === undefined) return;
-    const start = Number(offset);
-    if (start >= 0 && start <= dataEnd) cuts.add(start);
-    if (length !== undefined) {
-      const end = start + Number(length);
-      if (end >= 0 && end <= dataEnd) cuts.add(end);
-    }
-  };
-  for (const rg of md.row_groups) {
-    for (const chunk of rg.columns) {
-      const meta = chunk.meta_data;
-      if (meta) {
-        const start = meta.dictionary_page_offset ?? meta.data_page_offset;
-        cut(start, meta.total_compressed_size);
-        cut(meta.data_page_offset);
-        cut(meta.bloom_filter_offset, meta.bloom_filter_length);
-      }
-      cut(chunk.column_index_offset, chunk.column_index_length);
-      if (chunk.offset_index_offset !== undefined && chunk.offset_index_length !== undefined) {
-        const at = Number(chunk.offset_index_offset);
-        cut(at, chunk.offset_index_length);
-        const index = readOffsetIndex({ view: new DataView(raw.buffer, raw.byteOffset + at, chunk.offset_index_length), offset: 0 });
-        for (const page of index.page_locations) cut(page.offset, page.compressed_page_size);
-      }
-    }
-  }
-  const sorted = [...cuts].sort((a, b) => a - b);
-  const lengths: number[] = [];
-  for (let i = 1; i < sorted.length; i++) {
-    let len = (sorted[i] as number) - (sorted[i - 1] as number);
-    while (len > MAX_EXTENT) {
-      lengths.push(MAX_EXTENT);
-      len -= MAX_EXTENT;
-    }
-    if (len > 0) lengths.push(len);
-  }
-
-  const trailerLength = lengths.length * 8 + TRAILER_FIXED;
-  const out = new Uint8Array(raw.length + trailerLength);
-  out.set(raw.subarray(0, dataEnd), 0);
-  const tv = new DataView(out.buffer, dataEnd, trailerLength);
-  let at = 0;
-  let pos = 0;
-  for (const len of lengths) {
-    tv.setUint32(pos, len, true);
-    tv.setUint32(pos + 4, crc32c(raw.subarray(at, at + len)), true);
-    at += len;
-    pos += 8;
-  }
-  tv.setUint32(pos, lengths.length, true);
-  tv.setUint32(pos + 4, TRAILER_VERSION, true);
-  const covered = crc32c(raw.subarray(dataEnd), crc32c(out.subarray(dataEnd, dataEnd + pos + 8)));
-  tv.setUint32(pos + 8, covered, true);
-  out.set(TRAILER_MAGIC, dataEnd + pos + 12);
-  out.set(raw.subarray(dataEnd), dataEnd + trailerLength);
-  return out;
 }
 
 // ---------------------------------------------------------------------------

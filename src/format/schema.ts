@@ -790,50 +790,92 @@ export function validatePrimaryKey(schema: TableSchema, primaryKey: readonly str
  */
 export function validateRows(schema: TableSchema, rows: readonly unknown[], options: ValidateOptions = {}): Row[] {
   if (!Array.isArray(rows)) throw new FloeError('INVALID_ARGUMENT', `rows must be an array, got ${describeValue(rows)}`);
-  const pk = options.primaryKey ?? [];
-  if (pk.length > 0) validatePrimaryKey(schema, pk);
+  const v = new RowValidator(schema, options);
   const cols = schema.columns;
-  const names = new Set(cols.map((c) => c.name));
-  const isKey = cols.map((c) => pk.includes(c.name));
-  const defaults = cols.map((c) => defaultValue(c));
+  const values = new Array<unknown>(cols.length);
   const out: Row[] = new Array<Row>(rows.length);
   for (let i = 0; i < rows.length; i++) {
-    const r: unknown = rows[i];
+    v.check(rows[i], i, values);
+    const o: Row = {};
+    for (let j = 0; j < cols.length; j++) o[cols[j]!.name] = values[j];
+    out[i] = o;
+  }
+  return out;
+}
+
+/**
+ * The per-row half of `validateRows`, for callers that keep values by
+ * column: set up once per schema, then `check` each row. Same rules, same
+ * errors (naming the row index given and the column), same normalized values.
+ */
+export class RowValidator {
+  readonly #cols: readonly ColumnSpec[];
+  readonly #names: ReadonlySet<string>;
+  readonly #isKey: readonly boolean[];
+  readonly #defaults: readonly unknown[];
+  readonly #scalar: readonly (ScalarType | null)[];
+
+  constructor(schema: TableSchema, options: ValidateOptions = {}) {
+    const pk = options.primaryKey ?? [];
+    if (pk.length > 0) validatePrimaryKey(schema, pk);
+    this.#cols = schema.columns;
+    this.#names = new Set(schema.columns.map((c) => c.name));
+    this.#isKey = schema.columns.map((c) => pk.includes(c.name));
+    this.#defaults = schema.columns.map((c) => defaultValue(c));
+    this.#scalar = schema.columns.map((c) => (typeof c.type === 'string' ? c.type : null));
+  }
+
+  /**
+   * Validate `r` (row `i` in messages) and write its normalized value of
+   * each schema column, in schema order, to `out[0..columns)`. Returns a
+   * rough in-memory size of the values (strings and bytes dominate).
+   */
+  check(r: unknown, i: number, out: unknown[]): number {
     if (!isPlainObject(r)) throw new FloeError('INVALID_ARGUMENT', `row ${i}: expected a plain object, got ${describeValue(r)}`);
+    const cols = this.#cols;
     for (const k in r) {
-      if (!Object.hasOwn(r, k) || names.has(k)) continue;
+      if (!Object.hasOwn(r, k) || this.#names.has(k)) continue;
       if (k === '_id' || k === '_seq') {
         throw new FloeError('INVALID_ARGUMENT', `row ${i}: column "${k}" is assigned by the engine and must not be given`);
       }
       throw new FloeError('SCHEMA_MISMATCH', `row ${i}: unknown column ${JSON.stringify(k)} (columns: ${cols.map((c) => c.name).join(', ')})`);
     }
-    const o: Row = {};
+    let bytes = 16;
     for (let j = 0; j < cols.length; j++) {
       const c = cols[j]!;
       const v = Object.hasOwn(r, c.name) ? r[c.name] : undefined;
       let value: unknown;
-      if (v === undefined && defaults[j] !== null) {
-        value = cloneValue(defaults[j]);
-      } else if (v === undefined || v === null) {
-        const what = v === null ? 'null' : 'missing';
-        if (isKey[j]) throw new FloeError('SCHEMA_MISMATCH', `row ${i}: primary key column "${c.name}" is ${what}`);
-        if (!c.nullable) throw new FloeError('SCHEMA_MISMATCH', `row ${i}: column "${c.name}" is non-nullable but ${what}`);
-        value = null;
+      const scalar = this.#scalar[j] ?? null;
+      if (v === undefined || v === null) {
+        if (v === undefined && this.#defaults[j] !== null) {
+          value = cloneValue(this.#defaults[j]);
+        } else {
+          const what = v === null ? 'null' : 'missing';
+          if (this.#isKey[j]) throw new FloeError('SCHEMA_MISMATCH', `row ${i}: primary key column "${c.name}" is ${what}`);
+          if (!c.nullable) throw new FloeError('SCHEMA_MISMATCH', `row ${i}: column "${c.name}" is non-nullable but ${what}`);
+          value = null;
+        }
+      } else if (scalar === 'utf8' && typeof v === 'string' && !SURROGATE.test(v)) {
+        // The common case, without the call: a string with no surrogate at all.
+        value = v;
       } else {
         try {
-          value = coerceValue(c.type, v);
+          value = scalar === null ? coerceValue(c.type, v) : coerceScalar(scalar, v);
         } catch (err) {
           throw wrapProblem(err, `row ${i}: column "${c.name}"`);
         }
       }
-      if (isKey[j] && typeof value === 'number' && Number.isNaN(value)) {
+      if (this.#isKey[j] && typeof value === 'number' && Number.isNaN(value)) {
         throw new FloeError('SCHEMA_MISMATCH', `row ${i}: primary key column "${c.name}" is NaN`);
       }
-      o[c.name] = value;
+      out[j] = value;
+      if (typeof value === 'string') bytes += value.length + 8;
+      else if (value instanceof Uint8Array || value instanceof Float32Array) bytes += value.byteLength + 8;
+      else if (Array.isArray(value)) bytes += 16 * value.length + 8;
+      else bytes += 8;
     }
-    out[i] = o;
+    return bytes;
   }
-  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -1042,11 +1084,15 @@ function buildData(type: ColumnType, values: readonly unknown[]): arrow.Data {
         if (total > INT32_MAX) throw new FloeError('LIMIT_EXCEEDED', `${type} column holds more than 2 GiB in one batch; write smaller batches`);
         offsets[i + 1] = total;
       }
-      const bytes = new Uint8Array(total);
+      // Every byte is written below, so the buffer needs no zero fill; a
+      // "slow" buffer is never a slice of Node's shared pool. Arrow gets a
+      // plain Uint8Array view (Buffer's slice() would not copy).
+      const buf = Buffer.allocUnsafeSlow(total);
+      const bytes = new Uint8Array(buf.buffer, buf.byteOffset, total);
       for (let i = 0; i < n; i++) {
         const v = values[i];
         if (v === null || v === undefined) continue;
-        if (type === 'utf8') utf8.encodeInto(v as string, bytes.subarray(offsets[i], offsets[i + 1]));
+        if (type === 'utf8') buf.write(v as string, offsets[i]!, 'utf8');
         else bytes.set(v as Uint8Array, offsets[i]);
       }
       return type === 'utf8'
@@ -1104,6 +1150,46 @@ function columnValues(c: ColumnSpec, rows: readonly Row[]): unknown[] {
       }
     }
   }
+  return out;
+}
+
+/**
+ * Normalized values by column (one array per schema column, in schema
+ * order, as `RowValidator.check` produces them) to one RecordBatch, like
+ * `rowsToRecordBatch`. With `order`, row i of the batch is entry `order[i]`
+ * of every column. The values are trusted: nothing is checked again.
+ */
+export function columnsToRecordBatch(
+  schema: TableSchema,
+  columns: readonly (readonly unknown[])[],
+  length: number,
+  system: { _id: BigInt64Array; _seq: BigInt64Array } | null = null,
+  order: ArrayLike<number> | null = null,
+): arrow.RecordBatch {
+  const n = order ? order.length : length;
+  const fields: arrow.Field[] = [];
+  const children: arrow.Data[] = [];
+  if (system) {
+    if (system._id.length !== n || system._seq.length !== n) {
+      throw new FloeError('INVALID_ARGUMENT', `system columns have ${system._id.length} _id and ${system._seq.length} _seq values for ${n} rows`);
+    }
+    fields.push(...systemFields());
+    children.push(arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: 0, data: system._id }));
+    const seqs = system._seq === system._id ? system._seq.slice() : system._seq;
+    children.push(arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: 0, data: seqs }));
+  }
+  schema.columns.forEach((c, j) => {
+    const col = columns[j];
+    if (!col) throw new FloeError('INVALID_ARGUMENT', `no values for column "${c.name}"`);
+    fields.push(new arrow.Field(c.name, arrowType(c.type), c.nullable));
+    children.push(buildData(c.type, order ? gatherValues(col, order) : col.length === n ? col : col.slice(0, n)));
+  });
+  return structBatch(fields, children, n);
+}
+
+function gatherValues(col: readonly unknown[], order: ArrayLike<number>): unknown[] {
+  const out = new Array<unknown>(order.length);
+  for (let i = 0; i < order.length; i++) out[i] = col[order[i]!];
   return out;
 }
 

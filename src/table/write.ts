@@ -16,11 +16,10 @@
  */
 import * as arrow from 'apache-arrow';
 import { encodeBitmap, unionRows } from '../format/bitmap.js';
-import { blake3Hex } from '../format/checksum.js';
 import type { Row } from '../format/logrecord.js';
-import { encodeParquet } from '../format/parquet.js';
-import type { TableSchema } from '../format/schema.js';
-import { keyOf, recordBatchToRows, rowsToRecordBatch, validateRows } from '../format/schema.js';
+import { encodeParquetFile, mostlyDistinct } from '../format/parquet.js';
+import type { ColumnType, TableSchema } from '../format/schema.js';
+import { columnsToRecordBatch, compareStrings, encodeKeyPart, keyOf, recordBatchToRows, RowValidator, rowsToRecordBatch } from '../format/schema.js';
 import type { EncodedValue } from '../format/values.js';
 import { decodeValue, encodeValue } from '../format/values.js';
 import type { FailpointHook } from '../store/failpoints.js';
@@ -28,7 +27,6 @@ import type { ObjectStore } from '../store/types.js';
 import type { FileCache } from './files.js';
 import type { ColumnStats, DataFileEntry, DeletionRef, Manifest } from './manifest.js';
 import { bitmapKey, dataFileKey } from './manifest.js';
-import { cmp } from './read.js';
 
 export interface WriteContext {
   readonly store: ObjectStore;
@@ -38,32 +36,87 @@ export interface WriteContext {
   readonly rowGroupRows: number;
 }
 
-const STAT_TYPES = new Set(['int32', 'int64', 'float32', 'float64', 'bool', 'utf8', 'timestamp', 'date']);
+const STAT_TYPES = new Set<ColumnType>(['int32', 'int64', 'float32', 'float64', 'bool', 'utf8', 'timestamp', 'date']);
 
 /** Min/max/null count of each scalar column, computed from rows. Pure. */
 export function columnStats(schema: TableSchema, rows: readonly Row[]): Record<string, ColumnStats> {
+  return columnStatsOf(
+    schema,
+    schema.columns.map((c) => rows.map((r) => r[c.name])),
+  );
+}
+
+/**
+ * Min/max/null count of each scalar column from its values (one array per
+ * schema column, in schema order; null or undefined is null). NaN counts as
+ * neither null nor a bound. Strings order by code point, numbers, bigints,
+ * booleans and Dates by value, as `cmp` in read.ts does. Pure.
+ */
+export function columnStatsOf(schema: TableSchema, columns: readonly (readonly unknown[])[]): Record<string, ColumnStats> {
   const out: Record<string, ColumnStats> = {};
-  for (const c of schema.columns) {
-    if (typeof c.type !== 'string' || !STAT_TYPES.has(c.type)) continue;
+  schema.columns.forEach((c, j) => {
+    if (!STAT_TYPES.has(c.type)) return;
+    const values = columns[j] ?? [];
+    let nulls = 0;
     let min: unknown;
     let max: unknown;
-    let nulls = 0;
-    for (const r of rows) {
-      const v = r[c.name];
-      if (v === null || v === undefined) {
-        nulls++;
-        continue;
+    if (c.type === 'utf8') {
+      let lo: string | undefined;
+      let hi: string | undefined;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (v === null || v === undefined) {
+          nulls++;
+          continue;
+        }
+        const sv = v as string;
+        if (lo === undefined || hi === undefined) {
+          lo = hi = sv;
+          continue;
+        }
+        if (sv !== lo && compareStrings(sv, lo) < 0) lo = sv;
+        else if (sv !== hi && compareStrings(sv, hi) > 0) hi = sv;
       }
-      if (typeof v === 'number' && Number.isNaN(v)) continue;
-      if (min === undefined || cmp(v, min) < 0) min = v;
-      if (max === undefined || cmp(v, max) > 0) max = v;
+      min = lo;
+      max = hi;
+    } else if (c.type === 'timestamp' || c.type === 'date') {
+      let lo: Date | undefined;
+      let hi: Date | undefined;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (v === null || v === undefined) {
+          nulls++;
+          continue;
+        }
+        const d = v as Date;
+        if (lo === undefined || d.getTime() < lo.getTime()) lo = d;
+        if (hi === undefined || d.getTime() > hi.getTime()) hi = d;
+      }
+      min = lo;
+      max = hi;
+    } else {
+      // numbers, bigints and booleans all order correctly under < and >.
+      let lo: number | bigint | boolean | undefined;
+      let hi: number | bigint | boolean | undefined;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i] as number | bigint | boolean | null | undefined;
+        if (v === null || v === undefined) {
+          nulls++;
+          continue;
+        }
+        if (typeof v === 'number' && Number.isNaN(v)) continue;
+        if (lo === undefined || v < lo) lo = v;
+        if (hi === undefined || v > hi) hi = v;
+      }
+      min = lo;
+      max = hi;
     }
     out[c.name] = {
       ...(min === undefined ? {} : { min: encodeValue(min) }),
       ...(max === undefined ? {} : { max: encodeValue(max) }),
       nullCount: nulls,
     };
-  }
+  });
   return out;
 }
 
@@ -82,17 +135,43 @@ export async function writeDataFile(
   seqs: BigInt64Array,
   failpointPrefix: string,
 ): Promise<DataFileEntry> {
-  const fileId = ctx.newId();
   const batch = rowsToRecordBatch(schema, rows, { _id: ids, _seq: seqs });
-  const bytes = encodeParquet(new arrow.Table(batch), {
+  const keyVals = (r: Row): EncodedValue[] => (primaryKey ?? []).map((k) => encodeValue(r[k]));
+  return putDataFile(ctx, tableId, schemaVersion, batch, {
+    ids,
+    seqs,
+    keyMin: primaryKey ? keyVals(rows[0]!) : null,
+    keyMax: primaryKey ? keyVals(rows[rows.length - 1]!) : null,
+    stats: columnStats(schema, rows),
+    noDictionary: undefined,
+    failpointPrefix,
+  });
+}
+
+interface FileFacts {
+  readonly ids: BigInt64Array;
+  readonly seqs: BigInt64Array;
+  readonly keyMin: EncodedValue[] | null;
+  readonly keyMax: EncodedValue[] | null;
+  readonly stats: Record<string, ColumnStats>;
+  /** Columns without dictionary pages; undefined lets the encoder sample them. */
+  readonly noDictionary: readonly string[] | undefined;
+  readonly failpointPrefix: string;
+}
+
+/** Encode `batch` (off the calling thread when large), put it under a fresh key, and describe it. */
+async function putDataFile(ctx: WriteContext, tableId: string, schemaVersion: number, batch: arrow.RecordBatch, f: FileFacts): Promise<DataFileEntry> {
+  const fileId = ctx.newId();
+  const { bytes, contentHash } = await encodeParquetFile(new arrow.Table(batch), {
     rowGroupRows: ctx.rowGroupRows,
     keyValueMetadata: { 'floe.table': tableId, 'floe.schemaVersion': String(schemaVersion) },
+    ...(f.noDictionary ? { noDictionary: f.noDictionary } : {}),
   });
   const key = dataFileKey(tableId, fileId);
-  const contentHash = await blake3Hex(bytes);
-  await ctx.failpoints.hit(`${failpointPrefix}.data.put.before`, { key });
+  await ctx.failpoints.hit(`${f.failpointPrefix}.data.put.before`, { key });
   await ctx.store.put(key, bytes);
-  await ctx.failpoints.hit(`${failpointPrefix}.data.put.after`, { key });
+  await ctx.failpoints.hit(`${f.failpointPrefix}.data.put.after`, { key });
+  const { ids, seqs } = f;
   let minId = ids[0]!;
   let maxId = ids[0]!;
   let minSeq = seqs[0]!;
@@ -103,28 +182,27 @@ export async function writeDataFile(
     if (seqs[i]! < minSeq) minSeq = seqs[i]!;
     if (seqs[i]! > maxSeq) maxSeq = seqs[i]!;
   }
-  const keyVals = (r: Row): EncodedValue[] => (primaryKey ?? []).map((k) => encodeValue(r[k]));
   return {
     id: fileId,
     key,
     size: bytes.length,
-    rows: rows.length,
+    rows: ids.length,
     contentHash,
     minId: String(minId),
     maxId: String(maxId),
     minSeq: Number(minSeq),
     maxSeq: Number(maxSeq),
-    keyMin: primaryKey ? keyVals(rows[0]!) : null,
-    keyMax: primaryKey ? keyVals(rows[rows.length - 1]!) : null,
-    stats: columnStats(schema, rows),
+    keyMin: f.keyMin,
+    keyMax: f.keyMax,
+    stats: f.stats,
     deletes: null,
     schemaVersion,
   };
 }
 
-/** Sorted probe set of encoded keys with its range. */
+/** A set of encoded keys (`keyOf`) with its range. */
 export interface KeyProbe {
-  readonly keys: ReadonlySet<string>;
+  readonly keys: { has(key: string): boolean; readonly size: number };
   readonly min: string;
   readonly max: string;
 }
@@ -289,11 +367,19 @@ export function approxRowBytes(row: Row): number {
 /**
  * Stream rows into immutable data files of one table, chunk by chunk, in
  * bounded memory: each chunk (≤ `rowsPerFile` rows and ≈`bytesPerFile`
- * bytes) is validated, deduplicated by key (last wins), sorted by key, given
- * `_id`s from `reserveIds` and `seq` as `_seq`, and written. Rows of earlier
- * chunks superseded by later ones are masked. Nothing is published: a
- * failure leaves only unreferenced files. `rowError` rewrites a validation
- * error of the chunk starting at input row `base`.
+ * bytes) is validated row by row as it arrives (kept by column, not as row
+ * objects), deduplicated by key (last wins), sorted by key, given `_id`s
+ * from `reserveIds` and `seq` as `_seq`, and written. Rows of earlier chunks
+ * superseded by later ones are masked (found in memory: every key written so
+ * far is remembered with its file and position, which the returned probe
+ * needs anyway). Nothing is published: a failure leaves only unreferenced
+ * files. `rowError` rewrites a validation error of the chunk starting at
+ * input row `base`.
+ *
+ * Pipelining: while a chunk is encoded (on an encoder thread) and put, the
+ * next one is read and validated; at most `MAX_FILES_IN_FLIGHT` chunks are
+ * between "cut" and "durable" at once, which with the chunk being filled
+ * bounds memory to a few chunks.
  */
 export async function stageFiles(
   ctx: WriteContext,
@@ -305,55 +391,190 @@ export async function stageFiles(
   failpointPrefix: string,
   rowError: (err: unknown, base: number) => unknown,
 ): Promise<StagedFiles> {
+  const { schema } = target;
   const pk = target.primaryKey;
-  const added: DataFileEntry[] = [];
-  const selfMasks = new Map<string, number[]>();
-  const allKeys = new Set<string>();
-  let total = 0;
-  let buf: Row[] = [];
-  let bufBytes = 0;
+  let validator: RowValidator;
+  try {
+    validator = new RowValidator(schema, { primaryKey: pk ?? undefined });
+  } catch (err) {
+    throw rowError(err, 0);
+  }
+  const width = schema.columns.length;
+  const keyColumns = pk ? pk.map((k) => schema.columns.findIndex((c) => c.name === k)) : null;
+  const fresh = (): unknown[][] => Array.from({ length: width }, () => []);
+
+  // The chunk being filled, by column.
+  let columns = fresh();
+  let filled = 0;
+  let filledBytes = 0;
   let rowBase = 0;
-  const writeChunk = async (): Promise<void> => {
-    if (buf.length === 0) return;
-    let valid: Row[];
-    try {
-      valid = validateRows(target.schema, buf, { primaryKey: pk ?? undefined });
-    } catch (err) {
-      throw rowError(err, rowBase);
-    }
-    rowBase += buf.length;
-    buf = [];
-    bufBytes = 0;
-    if (pk) {
-      valid = lastWinsByKey(valid, pk);
-      const keyed = valid.map((r) => ({ k: keyOf(r, pk), r }));
-      keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-      valid = keyed.map((x) => x.r);
-      const probe = makeProbe(keyed.map((x) => x.k))!;
-      for (const f of added) {
-        const pos = await findKeyRows(ctx.files, f, pk, probe);
-        if (pos.length) selfMasks.set(f.id, [...(selfMasks.get(f.id) ?? []), ...pos]);
+  const scratch = new Array<unknown>(width);
+
+  // Keyed tables: every key written so far -> its ordinal in this append's
+  // output (file f's rows are ordinals fileStarts[f] ..).
+  const written = new Map<string, number>();
+  const fileStarts: number[] = [];
+  let ordinals = 0;
+  const selfMasks = new Map<number, number[]>();
+  let minKey: string | undefined;
+  let maxKey: string | undefined;
+
+  const entries: DataFileEntry[] = [];
+  const inFlight: Promise<void>[] = [];
+  // Failures of in-flight writes, kept (not dropped) until the next step rethrows the first.
+  const failures: unknown[] = [];
+  let total = 0;
+
+  const cut = async (): Promise<void> => {
+    if (filled === 0) return;
+    const chunk = columns;
+    const count = filled;
+    columns = fresh();
+    filled = 0;
+    filledBytes = 0;
+    rowBase += count;
+
+    let values: unknown[][] = chunk;
+    let keys: string[] | null = null;
+    if (keyColumns) {
+      const sorted = sortedSurvivors(chunk, count, keyColumns);
+      keys = sorted.keys;
+      if (sorted.order) {
+        const order = sorted.order;
+        values = chunk.map((col) => {
+          const out = new Array<unknown>(order.length);
+          for (let i = 0; i < order.length; i++) out[i] = col[order[i]!];
+          return out;
+        });
       }
-      for (const x of keyed) allKeys.add(x.k);
     }
-    const first = await reserveIds(valid.length);
-    const ids = BigInt64Array.from(valid, (_, i) => first + BigInt(i));
-    const seqs = new BigInt64Array(valid.length).fill(seq);
-    added.push(await writeDataFile(ctx, target.tableId, target.schema, target.schemaVersion, pk, valid, ids, seqs, failpointPrefix));
-    total += valid.length;
+    const n = keys ? keys.length : count;
+    const fileIndex = fileStarts.length;
+    fileStarts.push(ordinals);
+    if (keys) {
+      for (let p = 0; p < n; p++) {
+        const k = keys[p]!;
+        const prev = written.get(k);
+        if (prev !== undefined) addMask(prev);
+        written.set(k, ordinals + p);
+      }
+      if (minKey === undefined || keys[0]! < minKey) minKey = keys[0]!;
+      if (maxKey === undefined || keys[n - 1]! > maxKey) maxKey = keys[n - 1]!;
+    }
+    ordinals += n;
+    total += n;
+
+    const first = await reserveIds(n);
+    const ids = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) ids[i] = first + BigInt(i);
+    const seqs = new BigInt64Array(n).fill(seq);
+    const keyAt = (p: number): EncodedValue[] | null => (keyColumns ? keyColumns.map((j) => encodeValue(values[j]![p])) : null);
+    const batch = columnsToRecordBatch(schema, values, n, { _id: ids, _seq: seqs });
+    const facts: FileFacts = {
+      ids,
+      seqs,
+      keyMin: keyAt(0),
+      keyMax: keyAt(n - 1),
+      stats: columnStatsOf(schema, values),
+      noDictionary: schema.columns.filter((c, j) => dictionaryUseless(c.type, values[j]!)).map((c) => c.name),
+      failpointPrefix,
+    };
+    const job = putDataFile(ctx, target.tableId, target.schemaVersion, batch, facts).then(
+      (entry) => {
+        entries[fileIndex] = entry;
+      },
+      (err: unknown) => {
+        failures.push(err);
+      },
+    );
+    inFlight.push(job);
+    while (inFlight.length >= MAX_FILES_IN_FLIGHT) await inFlight.shift();
+    if (failures.length > 0) throw failures[0];
   };
-  for await (const r of rows) {
-    buf.push(r);
-    bufBytes += typeof r === 'object' && r !== null ? approxRowBytes(r) : 16;
-    if (buf.length >= limits.rowsPerFile || bufBytes >= limits.bytesPerFile) await writeChunk();
+
+  const addMask = (ordinal: number): void => {
+    let f = fileStarts.length - 1;
+    while (fileStarts[f]! > ordinal) f--;
+    const list = selfMasks.get(f);
+    if (list) list.push(ordinal - fileStarts[f]!);
+    else selfMasks.set(f, [ordinal - fileStarts[f]!]);
+  };
+
+  try {
+    for await (const r of rows) {
+      try {
+        filledBytes += validator.check(r, filled, scratch);
+      } catch (err) {
+        throw rowError(err, rowBase);
+      }
+      for (let j = 0; j < width; j++) columns[j]!.push(scratch[j]);
+      filled++;
+      if (filled >= limits.rowsPerFile || filledBytes >= limits.bytesPerFile) await cut();
+    }
+    await cut();
+  } finally {
+    // Whatever happens, no write of this call is still running when it returns.
+    await Promise.all(inFlight);
   }
-  await writeChunk();
+  if (failures.length > 0) throw failures[0];
+
   const files: DataFileEntry[] = [];
-  for (const f of added) {
-    const pos = selfMasks.get(f.id);
-    files.push(pos ? { ...f, deletes: await writeBitmap(ctx, target.tableId, f, pos, failpointPrefix) } : f);
+  for (let f = 0; f < entries.length; f++) {
+    const entry = entries[f]!;
+    const pos = selfMasks.get(f);
+    files.push(pos ? { ...entry, deletes: await writeBitmap(ctx, target.tableId, entry, pos, failpointPrefix) } : entry);
   }
-  return { files, probe: pk ? makeProbe(allKeys) : null, rows: total };
+  const probe: KeyProbe | null = written.size > 0 ? { keys: written, min: minKey!, max: maxKey! } : null;
+  return { files, probe, rows: total };
+}
+
+/** Chunks cut but not yet durable, per append (encoding on a thread, or being put). */
+const MAX_FILES_IN_FLIGHT = 2;
+
+/**
+ * The rows of a chunk that survive "last wins" by key, in key order:
+ * `keys[p]` is the encoded key of output row p and `order[p]` its index in
+ * the chunk (null when that is p itself: keys unique and already sorted).
+ */
+function sortedSurvivors(columns: readonly (readonly unknown[])[], count: number, keyColumns: readonly number[]): { keys: string[]; order: Int32Array | null } {
+  const all = new Array<string>(count);
+  const single = keyColumns.length === 1 ? columns[keyColumns[0]!]! : null;
+  for (let i = 0; i < count; i++) {
+    if (single) all[i] = encodeKeyPart(single[i]);
+    else {
+      let k = '';
+      for (const j of keyColumns) k += encodeKeyPart(columns[j]![i]);
+      all[i] = k;
+    }
+  }
+  const last = new Map<string, number>();
+  for (let i = 0; i < count; i++) last.set(all[i]!, i);
+  let idx: number[];
+  if (last.size === count) {
+    let ascending = true;
+    for (let i = 1; i < count && ascending; i++) ascending = all[i - 1]! < all[i]!;
+    if (ascending) return { keys: all, order: null };
+    idx = Array.from({ length: count }, (_, i) => i);
+  } else {
+    idx = [...last.values()];
+  }
+  idx.sort((a, b) => {
+    const x = all[a]!;
+    const y = all[b]!;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  const order = Int32Array.from(idx);
+  const keys = new Array<string>(order.length);
+  for (let p = 0; p < order.length; p++) keys[p] = all[order[p]!]!;
+  return { keys, order };
+}
+
+const DICTIONARY_TYPES = new Set<ColumnType>(['int32', 'int64', 'float32', 'float64', 'utf8', 'binary', 'timestamp', 'date']);
+
+/** True when a flat column's values are mostly distinct, so a dictionary would not pay (see encodeParquet). */
+function dictionaryUseless(type: ColumnType, values: readonly unknown[]): boolean {
+  if (!DICTIONARY_TYPES.has(type)) return false;
+  return mostlyDistinct({ length: values.length, at: (i) => values[i] });
 }
 
 /** Keep the last row of each primary key, in first-appearance order of the survivors. */
