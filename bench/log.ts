@@ -236,9 +236,8 @@ function openS3(endpoint: string): Promise<{ store: ObjectStore; dispose: () => 
   return openBenchS3(endpoint, 'log');
 }
 
-function verdict(ok: boolean): string {
-  return ok ? 'MET' : 'MISSED';
-}
+/** Above this spread (fastest / slowest fsync probe of the run) verdicts are flagged as unreliable. */
+const NOISY_SPREAD = 2;
 
 async function main(): Promise<void> {
   const env = envInfo();
@@ -259,6 +258,8 @@ async function main(): Promise<void> {
   const skipped: string[] = [];
   /** The fsync rate measured right before each concurrency level (disks drift). */
   const fsyncAt = new Map<number, FsyncRate>();
+  /** Every fsync probe of the run, to tell how steady the disk was. */
+  const allProbes: FsyncRate[] = [];
   let storePut: Summary | null = null;
   let storePutInline: Summary | null = null;
   let floor: CreateFloor | null = null;
@@ -287,6 +288,7 @@ async function main(): Promise<void> {
           const bySystem = new Map<string, Run[]>(systems.map((sys) => [sys.name, []]));
           for (let round = 0; round < rounds; round++) {
             probes.push(measureFsyncRate({ appends: 100 }));
+            allProbes.push(probes[probes.length - 1]!);
             for (const sys of round % 2 === 0 ? systems : [...systems].reverse()) {
               const r = await sys.run(n, perLevel(n));
               bySystem.get(sys.name)!.push(r);
@@ -355,6 +357,13 @@ async function main(): Promise<void> {
     fsyncCells.push([`... with prepare: false (inodes made inline)`, storePutInline.n, 1000 / storePutInline.mean, storePutInline.p50, storePutInline.p99]);
   }
 
+  const rates = [fsync, ...allProbes].map((p) => p.appendsPerSec);
+  const spread = Math.max(...rates) / Math.min(...rates);
+  const noisy = spread > NOISY_SPREAD;
+  const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED') + (noisy ? ' (unreliable)' : '');
+  const noiseNote = noisy
+    ? `WARNING: the disk's fsync rate varied ${fmt(spread)}x during this run (${fmt(Math.min(...rates))} to ${fmt(Math.max(...rates))}/s; other load on the machine): ratios and verdicts are unreliable, run again when it is quiet.`
+    : `The disk's fsync rate varied ${fmt(spread)}x during this run (${fmt(Math.min(...rates))} to ${fmt(Math.max(...rates))}/s).`;
   const f64 = find('floe log (local)', 64);
   const f1 = find('floe log (local)', 1);
   const targets: Cell[][] = [];
@@ -382,6 +391,7 @@ async function main(): Promise<void> {
   console.log(textTable(['probe', 'n', 'appends/s', 'p50 ms', 'p99 ms'], fsyncCells));
   console.log('\n' + textTable(headers, cells));
   if (targets.length) console.log('\n' + textTable(['target', 'goal', 'measured', 'verdict'], targets));
+  console.log(noiseNote);
   for (const s of skipped) console.log(`(skipped ${s})`);
 
   const md = [
@@ -409,9 +419,17 @@ async function main(): Promise<void> {
     '## Targets',
     '',
     targets.length ? markdownTable(['target', 'goal', 'measured', 'verdict'], targets) : '(local runs missing)',
+    '',
+    noiseNote,
     ...(skipped.length ? ['', '## Skipped', '', ...skipped.map((s) => `- ${s}`)] : []),
   ].join('\n');
-  const out = writeReport({ name: 'log', title: 'floe log benchmark', markdown: md, data: { fsync, storePut, runs, targets, skipped, recordBytes: RECORD_BYTES }, env });
+  const out = writeReport({
+    name: 'log',
+    title: 'floe log benchmark',
+    markdown: md,
+    data: { fsync, floor, storePut, storePutInline, runs, targets, skipped, recordBytes: RECORD_BYTES, rounds, fsyncSpread: spread },
+    env,
+  });
   console.log(`\nwrote ${out.md} and ${out.json}`);
 }
 
