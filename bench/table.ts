@@ -38,6 +38,7 @@
  *   npx tsc -p tsconfig.json && node dist/bench/table.js
  *   BENCH_SCALE=5 node dist/bench/table.js
  *   BENCH_SECTIONS=3,4 node dist/bench/table.js   (read side only: see mainRead)
+ *   BENCH_SECTIONS=1,5 node dist/bench/table.js   (append side only: see mainAppend)
  *
  * The child mode (`node dist/bench/table.js --rss-child <rows> <rowsPerFile>`)
  * is internal: it appends and prints one JSON line.
@@ -1131,6 +1132,69 @@ async function sectionRss(): Promise<{ results: RssChildResult[]; comparison: Co
   return { results, comparison };
 }
 
+/**
+ * BENCH_SECTIONS=1,5 (or 1, or 5): only the append side. Runs section 1
+ * (floe and every peer) and/or section 5, prints the targets and writes
+ * bench/results/table-append.md (the full run's table.md is left alone).
+ */
+async function mainAppend(sections: ReadonlySet<string>): Promise<void> {
+  const env: EnvInfo = envInfo();
+  const t00 = nowMs();
+  console.log(`floe table bench, append sections — ${env.node}, ${env.cpu} × ${env.cores}, ${env.memGiB} GiB, load ${env.load1} at start, BENCH_SCALE=${SCALE}`);
+  const fsyncStart = measureFsyncRate();
+  console.log(fsyncLine(fsyncStart, 'fsync reference (start)'));
+  const comparisons: Comparison[] = [];
+  if (sections.has('1')) {
+    const lance: LanceModule = await import('@lancedb/lancedb');
+    const duck: DuckModule = await import('@duckdb/node-api');
+    const Sqlite: SqliteCtor = (await import('better-sqlite3')).default;
+    const Level: LevelCtor = (await import('classic-level')).ClassicLevel;
+    const base = loadCorpus(CORPUS);
+    const a = await sectionAppend(base, lance, duck, Sqlite, Level);
+    a.lanceClose();
+    await a.floeDb.close();
+    for (const d of [a.floeDir, a.lanceDir, a.duckDir, a.sqliteDir, a.levelDir]) await fs.rm(d, { recursive: true, force: true });
+    comparisons.push(a.comparison, a.context);
+  }
+  if (sections.has('5')) comparisons.push((await sectionRss()).comparison);
+  const fsyncEnd = measureFsyncRate();
+  const totalS = (nowMs() - t00) / 1000;
+  const verdicts: Cell[][] = [];
+  const md: string[] = [
+    `fsync reference: start ${fmt(fsyncStart.appendsPerSec)}/s (p50 ${fmt(fsyncStart.p50Ms)} ms), end ${fmt(fsyncEnd.appendsPerSec)}/s (p50 ${fmt(fsyncEnd.p50Ms)} ms), ${fsyncStart.fsType} (${fsyncStart.dir}).`,
+    '',
+  ];
+  for (const c of comparisons) {
+    console.log(`\n${c.section} — ${c.metric}`);
+    console.log(textTable(COMPARISON_HEADERS, comparisonRows(c)));
+    md.push(`## ${c.section}: ${c.metric} (${c.higherIsBetter ? 'higher' : 'lower'} is better)`, '', markdownTable(COMPARISON_HEADERS, comparisonRows(c)), '');
+    for (const n of c.notes ?? []) md.push(`- ${n}`);
+    if (c.notes?.length) md.push('');
+    for (const t of c.targets) {
+      const peer = t.peer === null ? null : c.peers.find((p) => p.system === t.peer);
+      if (t.peer !== null && !peer) continue;
+      const r = peer ? ratioOf(c, peer) : Number.NaN;
+      verdicts.push([c.section, peer ? `vs ${peer.system}` : 'absolute', c.floe.value, peer ? peer.value : '-', peer ? r : '-', t.text, t.met(r, c.floe.value) ? 'yes' : 'NO']);
+    }
+  }
+  const verdictHeaders = ['section', 'against', 'floe', 'peer', 'floe / peer', 'target', 'met'];
+  console.log(`\ntargets\n${textTable(verdictHeaders, verdicts)}`);
+  console.log(`\n${fsyncLine(fsyncStart, 'fsync reference (start)')}\n${fsyncLine(fsyncEnd, 'fsync reference (end)')}`);
+  md.push('## Targets', '', markdownTable(verdictHeaders, verdicts), '', `Whole run: ${fmt(totalS)} s.`);
+  const out = writeReport({
+    name: 'table-append',
+    title: 'floe table benchmark, append sections (1, 5)',
+    markdown: md.join('\n'),
+    env,
+    data: {
+      settings: { scale: SCALE, appendRows: APPEND_ROWS, rssRows: RSS_ROWS, sections: [...sections], totalSeconds: totalS },
+      fsync: { start: fsyncStart, end: fsyncEnd },
+      comparisons: comparisons.map((c) => ({ ...c, targets: undefined, peers: c.peers.map((p) => ({ ...p, ratio: ratioOf(c, p) })) })),
+    },
+  });
+  console.log(`\nwrote ${out.md} and ${out.json}`);
+}
+
 // ---- report ---------------------------------------------------------------------------------------
 
 function fsyncLine(f: FsyncRate, when: string): string {
@@ -1315,7 +1379,8 @@ if (process.argv[2] === '--rss-child') {
   });
 } else {
   const sections = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5').split(',').map((x) => x.trim()));
-  (sections.has('2') || sections.has('5') ? main() : mainRead()).catch((err: unknown) => {
+  const appendOnly = [...sections].every((x) => x === '1' || x === '5');
+  (appendOnly ? mainAppend(sections) : sections.has('2') || sections.has('5') ? main() : mainRead()).catch((err: unknown) => {
     console.error(err);
     process.exitCode = 1;
   });
