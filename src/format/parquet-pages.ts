@@ -689,7 +689,16 @@ function rawValue(kind: LeafKind, v: Uint8Array): RawValue {
 
 /** Order of raw values of one physical type (bytes: unsigned lexicographic, Parquet's order). */
 export function compareRaw(a: RawValue, b: RawValue): number {
-  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(a, b);
+  if (a instanceof Uint8Array && b instanceof Uint8Array) {
+    // A loop beats a native call for the short values keys usually are.
+    const n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      if (x !== y) return x < y ? -1 : 1;
+    }
+    return a.length - b.length;
+  }
   if (typeof a === 'boolean' || typeof b === 'boolean') return Number(a) - Number(b);
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -17,7 +17,7 @@ import * as arrow from 'apache-arrow';
 import { FloeError } from '../errors.js';
 import type { Row } from '../format/logrecord.js';
 import type { RoaringBitmap32 } from '../format/bitmap.js';
-import type { Decoded, Leaf, LeafKind, PageBounds, PageReader, RawValue } from '../format/parquet-pages.js';
+import type { Decoded, Leaf, LeafKind, PageBounds, PageReader, PageStats, RawValue } from '../format/parquet-pages.js';
 import { compareRaw, decodedBytes, fitsArrow, toArrow, Unsupported } from '../format/parquet-pages.js';
 import type { ColumnSpec, ColumnType } from '../format/schema.js';
 import {
@@ -180,21 +180,100 @@ export function selectColumns(batch: arrow.RecordBatch, columns: readonly string
 export function filterBatch(batch: arrow.RecordBatch, mask: Uint8Array | null, columns: readonly string[]): arrow.RecordBatch {
   const projected = selectColumns(batch, columns);
   if (mask === null || mask.every((m) => m === 1)) return projected;
-  const idx: number[] = [];
-  for (let i = 0; i < mask.length; i++) if (mask[i]) idx.push(i);
-  if (idx.length === 0) return projected.slice(0, 0);
-  const vectors: Record<string, arrow.Vector> = {};
-  for (const f of projected.schema.fields) {
-    const v = projected.getChild(f.name)!;
-    vectors[f.name] = arrow.vectorFromArray(
-      idx.map((i) => v.get(i) as unknown),
-      f.type as arrow.DataType,
-    );
+  let kept = 0;
+  for (let i = 0; i < mask.length; i++) kept += mask[i] ? 1 : 0;
+  if (kept === 0) return projected.slice(0, 0);
+  const idx = new Int32Array(kept);
+  for (let i = 0, j = 0; i < mask.length; i++) if (mask[i]) idx[j++] = i;
+  const children = projected.schema.fields.map((_, i) => takeData(projected.data.children[i] as arrow.Data, idx));
+  // Keep the projected schema (nullability, metadata).
+  return new arrow.RecordBatch(projected.schema, arrow.makeData({ type: new arrow.Struct(projected.schema.fields), length: kept, nullCount: 0, children }));
+}
+
+/** Rows `idx` (ascending or not) of one column, copied into fresh buffers. */
+export function takeData(d: arrow.Data, idx: Int32Array): arrow.Data {
+  const n = idx.length;
+  const off = d.offset;
+  const type = d.type;
+  const bits = d.nullBitmap;
+  let nullBitmap: Uint8Array | undefined;
+  let nullCount = 0;
+  if (bits && bits.length > 0 && d.nullCount > 0) {
+    nullBitmap = new Uint8Array((n + 7) >> 3);
+    for (let j = 0; j < n; j++) {
+      const r = off + idx[j]!;
+      if ((bits[r >> 3]! >> (r & 7)) & 1) nullBitmap[j >> 3] = nullBitmap[j >> 3]! | (1 << (j & 7));
+      else nullCount++;
+    }
+    if (nullCount === 0) nullBitmap = undefined;
   }
-  const out = new arrow.Table(vectors).batches;
-  if (out.length !== 1) throw new FloeError('INVARIANT_VIOLATION', `filtered batch came out in ${out.length} chunks`);
-  // keep the projected schema (nullability, metadata)
-  return new arrow.RecordBatch(projected.schema, out[0]!.data);
+  switch (type.typeId) {
+    case arrow.Type.Int:
+    case arrow.Type.Float:
+    case arrow.Type.Date:
+    case arrow.Type.Timestamp: {
+      const src = d.values as Int32Array | BigInt64Array | Float32Array | Float64Array;
+      const out = new (src.constructor as new (n: number) => typeof src)(n);
+      for (let j = 0; j < n; j++) out[j] = src[off + idx[j]!]!;
+      return arrow.makeData({ type: type as arrow.Int32, length: n, nullCount, nullBitmap, data: out as Int32Array });
+    }
+    case arrow.Type.Bool: {
+      const src = d.values as Uint8Array;
+      const out = new Uint8Array((n + 7) >> 3);
+      for (let j = 0; j < n; j++) {
+        const r = off + idx[j]!;
+        if ((src[r >> 3]! >> (r & 7)) & 1) out[j >> 3] = out[j >> 3]! | (1 << (j & 7));
+      }
+      return arrow.makeData({ type: type as arrow.Bool, length: n, nullCount, nullBitmap, data: out });
+    }
+    case arrow.Type.Utf8:
+    case arrow.Type.Binary: {
+      const offs = d.valueOffsets as Int32Array;
+      const src = d.values as Uint8Array;
+      const valueOffsets = new Int32Array(n + 1);
+      let total = 0;
+      for (let j = 0; j < n; j++) {
+        const r = off + idx[j]!;
+        total += offs[r + 1]! - offs[r]!;
+        valueOffsets[j + 1] = total;
+      }
+      const data = new Uint8Array(total);
+      for (let j = 0; j < n; j++) {
+        const r = off + idx[j]!;
+        data.set(src.subarray(offs[r], offs[r + 1]), valueOffsets[j]);
+      }
+      return arrow.makeData({ type: type as arrow.Utf8, length: n, nullCount, nullBitmap, valueOffsets, data });
+    }
+    case arrow.Type.List: {
+      const offs = d.valueOffsets as Int32Array;
+      const valueOffsets = new Int32Array(n + 1);
+      let total = 0;
+      for (let j = 0; j < n; j++) {
+        const r = off + idx[j]!;
+        total += offs[r + 1]! - offs[r]!;
+        valueOffsets[j + 1] = total;
+      }
+      const inner = new Int32Array(total);
+      for (let j = 0, k = 0; j < n; j++) {
+        const r = off + idx[j]!;
+        for (let e = offs[r]!; e < offs[r + 1]!; e++) inner[k++] = e;
+      }
+      const child = takeData(d.children[0]!, inner);
+      return arrow.makeData({ type: type as arrow.List, length: n, nullCount, nullBitmap, valueOffsets, child });
+    }
+    case arrow.Type.FixedSizeList: {
+      const size = (type as arrow.FixedSizeList).listSize;
+      const inner = new Int32Array(n * size);
+      for (let j = 0; j < n; j++) {
+        const r = off + idx[j]!;
+        for (let e = 0; e < size; e++) inner[j * size + e] = r * size + e;
+      }
+      const child = takeData(d.children[0]!, inner);
+      return arrow.makeData({ type: type as arrow.FixedSizeList, length: n, nullCount, nullBitmap, child });
+    }
+    default:
+      throw new FloeError('INVARIANT_VIOLATION', `cannot filter a column of Arrow type ${String(type.typeId)}`);
+  }
 }
 
 function keyFromRow(view: TableView, row: Row): string {
@@ -332,34 +411,67 @@ export async function getByKey(view: TableView, keyRow: Row, columns?: readonly 
 
   const probe = keyRow[pk[0]!];
   let probeBytes: Uint8Array | undefined;
-  for (const c of candidateFiles(view, pk)) {
-    if (c.lo !== null && c.hi !== null && (key < c.lo || key > c.hi)) continue;
-    const f = c.f;
-    const deleted = view.files.readyDeleted(f) ?? (await view.files.deleted(f));
-    const file = view.files.opened(f) ?? (await view.files.open(f));
+  const cands = candidateFiles(view, pk).filter((c) => c.lo === null || c.hi === null || (c.lo <= key && key <= c.hi));
+
+  /** Where the key is in one file: a file row (-1: absent), or SLOW for the general path. */
+  const probeFile = async (f: DataFileEntry): Promise<{ at: number | typeof SLOW; file: OpenedFile; deleted: RoaringBitmap32 | null }> => {
+    const [deleted, file] = await Promise.all([view.files.readyDeleted(f) ?? view.files.deleted(f), view.files.opened(f) ?? view.files.open(f)]);
     const kc = pk.length === 1 ? keyColumn(file, pk[0]!, probe) : null;
-    let at = -1;
-    let slow = kc === null;
-    if (kc !== null) {
-      const raw = kc.utf8 ? (probeBytes ??= utf8.encode(probe as string)) : (probe as RawValue);
-      try {
-        at = await locateKey(view.files, file, kc.leaf, raw);
-      } catch (err) {
-        if (!(err instanceof Unsupported)) throw err;
-        slow = true;
+    if (kc === null) return { at: SLOW, file, deleted };
+    const raw = kc.utf8 ? (probeBytes ??= utf8.encode(probe as string)) : (probe as RawValue);
+    try {
+      return { at: await locateKey(view.files, file, kc.leaf, raw), file, deleted };
+    } catch (err) {
+      if (!(err instanceof Unsupported)) throw err;
+      return { at: SLOW, file, deleted };
+    }
+  };
+
+  // Files not opened yet (a cold cache) are probed all at once, so their
+  // footers and key pages are fetched in parallel; the answer is still the
+  // newest file's. Probes of files an earlier answer makes moot are left to
+  // finish (they warm the caches); their failures are not this lookup's.
+  let started: Array<Promise<Awaited<ReturnType<typeof probeFile>>> | undefined> | null = null;
+  try {
+    for (let i = 0; i < cands.length; i++) {
+      const f = cands[i]!.f;
+      // Warm: everything cached, no await at all.
+      const warmFile = started === null ? view.files.opened(f) : undefined;
+      const warmDeleted = warmFile ? view.files.readyDeleted(f) : undefined;
+      if (warmFile && warmDeleted !== undefined) {
+        const kc = pk.length === 1 ? keyColumn(warmFile, pk[0]!, probe) : null;
+        const at = kc === null ? undefined : locateKeySync(view.files, warmFile, kc.leaf, kc.utf8 ? (probeBytes ??= utf8.encode(probe as string)) : (probe as RawValue));
+        if (at !== undefined) {
+          if (at < 0 || warmDeleted?.has(at)) continue;
+          return readRowSync(view, warmFile, at, plan.out) ?? (await readRow(view, f, warmFile, at, plan.out));
+        }
       }
+      let r: Awaited<ReturnType<typeof probeFile>>;
+      if (started === null && view.files.opened(f) === undefined && cands.length > 1) {
+        started = cands.map((c, j) => (j >= i && view.files.opened(c.f) === undefined ? probeFile(c.f) : undefined));
+      }
+      const early = started?.[i];
+      if (early) {
+        started![i] = undefined;
+        r = await early;
+      } else {
+        r = await probeFile(f);
+      }
+      if (r.at === SLOW) {
+        const row = await getFromFileSlow(view, f, key, probe, plan.out, r.deleted);
+        if (row === SKIP) continue;
+        return row;
+      }
+      if (r.at < 0 || r.deleted?.has(r.at)) continue;
+      return await readRow(view, f, r.file, r.at, plan.out);
     }
-    if (slow) {
-      const row = await getFromFileSlow(view, f, key, probe, plan.out, deleted);
-      if (row === SKIP) continue;
-      return row;
-    }
-    if (at < 0 || deleted?.has(at)) continue;
-    return readRow(view, f, file, at, plan.out);
+    return null;
+  } finally {
+    if (started) for (const p of started) if (p) p.catch(() => undefined);
   }
-  return null;
 }
 
+const SLOW = Symbol('general path');
 const SKIP = Symbol('not in this file');
 
 /** The general lookup in one file (ParquetFile + a key Map per row group), for layouts the page reader leaves alone. */
@@ -471,6 +583,39 @@ function keyColumn(file: OpenedFile, column: string, probe: unknown): { leaf: Le
 /** Sortedness of decoded key pages (computed once per page object). */
 const sortedMemo = new WeakMap<Decoded, boolean>();
 
+/** Pages of a chunk whose min/max admit `probe` (binary search when the index says pages ascend). */
+function pagesFor(stats: PageStats, probe: RawValue): number[] {
+  const n = stats.min.length;
+  const out: number[] = [];
+  let p = 0;
+  if (stats.ascending) {
+    // First page whose max is >= probe.
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (stats.nullPages[mid] || compareRaw(stats.max[mid]!, probe) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    p = lo;
+  }
+  for (; p < n; p++) {
+    if (stats.nullPages[p]) continue;
+    if (compareRaw(stats.min[p]!, probe) > 0) {
+      if (stats.ascending) break;
+      continue;
+    }
+    if (compareRaw(stats.max[p]!, probe) < 0) continue;
+    out.push(p);
+  }
+  return out;
+}
+
+function groupMayHold(reader: PageReader, g: number, leaf: Leaf, probe: RawValue): boolean {
+  const cs = reader.chunkStats(g, leaf);
+  return !cs || (compareRaw(probe, cs.min) >= 0 && compareRaw(probe, cs.max) <= 0);
+}
+
 /**
  * File row holding `probe` in the key column, or -1. Uses the column index
  * (page min/max) to pick the pages that may hold it, then searches the
@@ -479,38 +624,41 @@ const sortedMemo = new WeakMap<Decoded, boolean>();
 async function locateKey(files: FileCache, file: OpenedFile, leaf: Leaf, probe: RawValue): Promise<number> {
   const reader = file.reader;
   for (let g = 0; g < reader.numRowGroups; g++) {
-    const cs = reader.chunkStats(g, leaf);
-    if (cs && (compareRaw(probe, cs.min) < 0 || compareRaw(probe, cs.max) > 0)) continue;
+    if (!groupMayHold(reader, g, leaf, probe)) continue;
     const stats = reader.knownPageStats(g, leaf) ?? (await reader.pageStats(g, leaf));
     const bounds = reader.knownPageBounds(g, leaf) ?? (await reader.pageBounds(g, leaf));
     if (!stats || !bounds || stats.min.length !== bounds.offsets.length) {
-      const got = chunkOf(files, file, g, leaf);
-      const i = searchDecoded(got instanceof Promise ? await got : got, probe);
+      const i = searchDecoded(await chunkOf(files, file, g, leaf), probe);
       if (i >= 0) return (reader.groupStarts[g] as number) + i;
       continue;
     }
-    const n = stats.min.length;
-    let p = 0;
-    if (stats.ascending) {
-      // First page whose max is >= probe.
-      let lo = 0;
-      let hi = n;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (stats.nullPages[mid] || compareRaw(stats.max[mid]!, probe) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      p = lo;
+    for (const p of pagesFor(stats, probe)) {
+      const i = searchDecoded(await pageOf(files, file, g, leaf, bounds, p), probe);
+      if (i >= 0) return (reader.groupStarts[g] as number) + (bounds.firstRows[p] as number) + i;
     }
-    for (; p < n; p++) {
-      if (stats.nullPages[p]) continue;
-      if (compareRaw(stats.min[p]!, probe) > 0) {
-        if (stats.ascending) break;
-        continue;
-      }
-      if (compareRaw(stats.max[p]!, probe) < 0) continue;
-      const got = pageOf(files, file, g, leaf, bounds, p);
-      const i = searchDecoded(got instanceof Promise ? await got : got, probe);
+  }
+  return -1;
+}
+
+/** `locateKey` from cached structures only; undefined when something it needs is not cached. */
+function locateKeySync(files: FileCache, file: OpenedFile, leaf: Leaf, probe: RawValue): number | undefined {
+  const reader = file.reader;
+  for (let g = 0; g < reader.numRowGroups; g++) {
+    if (!groupMayHold(reader, g, leaf, probe)) continue;
+    const stats = reader.knownPageStats(g, leaf);
+    const bounds = reader.knownPageBounds(g, leaf);
+    if (stats === undefined || bounds === undefined) return undefined;
+    if (!stats || !bounds || stats.min.length !== bounds.offsets.length) {
+      const d = files.peek<Decoded>(file, slotOf(g, leaf.chunk, ALL));
+      if (!d) return undefined;
+      const i = searchDecoded(d, probe);
+      if (i >= 0) return (reader.groupStarts[g] as number) + i;
+      continue;
+    }
+    for (const p of pagesFor(stats, probe)) {
+      const d = files.peek<Decoded>(file, slotOf(g, leaf.chunk, p));
+      if (!d) return undefined;
+      const i = searchDecoded(d, probe);
       if (i >= 0) return (reader.groupStarts[g] as number) + (bounds.firstRows[p] as number) + i;
     }
   }
@@ -530,8 +678,15 @@ function pageOf(files: FileCache, file: OpenedFile, g: number, leaf: Leaf, bound
   return (
     files.peek<Decoded>(file, id) ??
     files.load(file, id, async () => {
-      const d = await file.reader.page(g, leaf, bounds, p, () => dictOf(files, file, g, leaf));
-      return { value: d, bytes: decodedBytes(d) };
+      // A chunk with a dictionary: fetch it alongside the page rather than after.
+      const dict = file.reader.chunk(g, leaf).meta.dictionary_page_offset !== undefined ? dictOf(files, file, g, leaf) : null;
+      try {
+        const d = await file.reader.page(g, leaf, bounds, p, () => dict ?? Promise.resolve(null));
+        return { value: d, bytes: decodedBytes(d) };
+      } finally {
+        // A PLAIN page (dictionary fallback) never awaits the dictionary; its failure then is not this read's.
+        if (dict) dict.catch(() => undefined);
+      }
     })
   );
 }
@@ -663,7 +818,40 @@ function columnPlan(view: TableView, reader: PageReader, name: string): ColumnPl
   return leaf && value ? { how: 'page', leaf, value } : { how: 'slow' };
 }
 
-/** The row at file row `at`, columns `out`, from cached/decoded pages. */
+/** `readRow` from cached pages only; undefined when some column's page is not cached. */
+function readRowSync(view: TableView, file: OpenedFile, at: number, out: readonly string[]): Row | undefined {
+  const reader = file.reader;
+  const plans = columnPlans(view, file, out);
+  const starts = reader.groupStarts;
+  let g = 0;
+  while ((starts[g + 1] as number) <= at) g++;
+  const inGroup = at - (starts[g] as number);
+  const row: Row = {};
+  for (let c = 0; c < out.length; c++) {
+    const name = out[c]!;
+    const plan = plans[c]!;
+    if (plan.how === 'default') {
+      row[name] = defaultValue(plan.spec);
+      continue;
+    }
+    if (plan.how === 'slow') return undefined;
+    const bounds = reader.knownPageBounds(g, plan.leaf);
+    if (!bounds) return undefined;
+    const p = pageAt(bounds.firstRows, inGroup);
+    const d = view.files.peek<Decoded>(file, slotOf(g, plan.leaf.chunk, p));
+    if (!d) return undefined;
+    const i = inGroup - (bounds.firstRows[p] as number);
+    if (d.validity !== null && ((d.validity[i >> 3]! >> (i & 7)) & 1) === 0) row[name] = null;
+    else if (d.indices !== null) row[name] = plan.value(d.dictionary!, d.indices[i]!);
+    else row[name] = plan.value(d, i);
+  }
+  return row;
+}
+
+/**
+ * The row at file row `at`, columns `out`, from cached/decoded pages. Cached
+ * pages are read synchronously; the pages missing are fetched in parallel.
+ */
 async function readRow(view: TableView, f: DataFileEntry, file: OpenedFile, at: number, out: readonly string[]): Promise<Row> {
   const reader = file.reader;
   const plans = columnPlans(view, file, out);
@@ -672,6 +860,17 @@ async function readRow(view: TableView, f: DataFileEntry, file: OpenedFile, at: 
   const starts = reader.groupStarts;
   while ((starts[g + 1] as number) <= at) g++;
   const inGroup = at - (starts[g] as number);
+  let pending: Array<Promise<void>> | null = null;
+  const slow = async (name: string): Promise<void> => {
+    const pf = await view.files.file(f);
+    const batch = await pf.readRows(at, at + 1, [name]);
+    row[name] = recordBatchToRows(batch, [name])[0]![name];
+  };
+  const set = (name: string, plan: Extract<ColumnPlan, { how: 'page' }>, d: Decoded, i: number): void => {
+    if (d.validity !== null && ((d.validity[i >> 3]! >> (i & 7)) & 1) === 0) row[name] = null;
+    else if (d.indices !== null) row[name] = plan.value(d.dictionary!, d.indices[i]!);
+    else row[name] = plan.value(d, i);
+  };
   for (let c = 0; c < out.length; c++) {
     const name = out[c]!;
     const plan = plans[c]!;
@@ -679,31 +878,42 @@ async function readRow(view: TableView, f: DataFileEntry, file: OpenedFile, at: 
       row[name] = defaultValue(plan.spec);
       continue;
     }
-    if (plan.how === 'page') {
-      try {
-        const bounds = reader.knownPageBounds(g, plan.leaf) ?? (await reader.pageBounds(g, plan.leaf));
-        let got: Promise<Decoded> | Decoded;
-        let i: number;
-        if (bounds) {
-          const p = pageAt(bounds.firstRows, inGroup);
-          got = pageOf(view.files, file, g, plan.leaf, bounds, p);
-          i = inGroup - (bounds.firstRows[p] as number);
-        } else {
-          got = chunkOf(view.files, file, g, plan.leaf);
-          i = inGroup;
-        }
-        const d = got instanceof Promise ? await got : got;
-        if (d.validity !== null && ((d.validity[i >> 3]! >> (i & 7)) & 1) === 0) row[name] = null;
-        else if (d.indices !== null) row[name] = plan.value(d.dictionary!, d.indices[i]!);
-        else row[name] = plan.value(d, i);
+    if (plan.how === 'slow') {
+      (pending ??= []).push(slow(name));
+      continue;
+    }
+    const bounds = reader.knownPageBounds(g, plan.leaf);
+    if (bounds) {
+      const p = pageAt(bounds.firstRows, inGroup);
+      const hit = view.files.peek<Decoded>(file, slotOf(g, plan.leaf.chunk, p));
+      if (hit) {
+        set(name, plan, hit, inGroup - (bounds.firstRows[p] as number));
         continue;
-      } catch (err) {
-        if (!(err instanceof Unsupported)) throw err;
       }
     }
-    const pf = await view.files.file(f);
-    const batch = await pf.readRows(at, at + 1, [name]);
-    row[name] = recordBatchToRows(batch, [name])[0]![name];
+    (pending ??= []).push(
+      (async () => {
+        try {
+          const b = bounds ?? (await reader.pageBounds(g, plan.leaf));
+          if (b) {
+            const p = pageAt(b.firstRows, inGroup);
+            set(name, plan, await pageOf(view.files, file, g, plan.leaf, b, p), inGroup - (b.firstRows[p] as number));
+          } else {
+            set(name, plan, await chunkOf(view.files, file, g, plan.leaf), inGroup);
+          }
+        } catch (err) {
+          if (!(err instanceof Unsupported)) throw err;
+          await slow(name);
+        }
+      })(),
+    );
+  }
+  if (pending) await Promise.all(pending);
+  // Same key order as `out` whatever order the values arrived in.
+  if (pending) {
+    const ordered: Row = {};
+    for (const name of out) ordered[name] = row[name];
+    return ordered;
   }
   return row;
 }
