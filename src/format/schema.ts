@@ -1074,32 +1074,76 @@ function buildData(type: ColumnType, values: readonly unknown[]): arrow.Data {
       for (let i = 0; i < n; i++) if (values[i] === true) a[i >> 3]! |= 1 << (i & 7);
       return arrow.makeData({ type: new arrow.Bool(), ...base, data: a });
     }
-    case 'utf8':
+    case 'utf8': {
+      const { offsets, bytes } = utf8Column(values);
+      return arrow.makeData({ type: new arrow.Utf8(), ...base, valueOffsets: offsets, data: bytes });
+    }
     case 'binary': {
       const offsets = new Int32Array(n + 1);
       let total = 0;
       for (let i = 0; i < n; i++) {
         const v = values[i];
-        if (v !== null && v !== undefined) total += type === 'utf8' ? Buffer.byteLength(v as string, 'utf8') : (v as Uint8Array).length;
-        if (total > INT32_MAX) throw new FloeError('LIMIT_EXCEEDED', `${type} column holds more than 2 GiB in one batch; write smaller batches`);
+        if (v !== null && v !== undefined) total += (v as Uint8Array).length;
+        if (total > INT32_MAX) throw new FloeError('LIMIT_EXCEEDED', `binary column holds more than 2 GiB in one batch; write smaller batches`);
         offsets[i + 1] = total;
       }
-      // Every byte is written below, so the buffer needs no zero fill; a
-      // "slow" buffer is never a slice of Node's shared pool. Arrow gets a
-      // plain Uint8Array view (Buffer's slice() would not copy).
-      const buf = Buffer.allocUnsafeSlow(total);
-      const bytes = new Uint8Array(buf.buffer, buf.byteOffset, total);
+      const bytes = new Uint8Array(total);
       for (let i = 0; i < n; i++) {
         const v = values[i];
-        if (v === null || v === undefined) continue;
-        if (type === 'utf8') buf.write(v as string, offsets[i]!, 'utf8');
-        else bytes.set(v as Uint8Array, offsets[i]);
+        if (v !== null && v !== undefined) bytes.set(v as Uint8Array, offsets[i]);
       }
-      return type === 'utf8'
-        ? arrow.makeData({ type: new arrow.Utf8(), ...base, valueOffsets: offsets, data: bytes })
-        : arrow.makeData({ type: new arrow.Binary(), ...base, valueOffsets: offsets, data: bytes });
+      return arrow.makeData({ type: new arrow.Binary(), ...base, valueOffsets: offsets, data: bytes });
     }
   }
+}
+
+/** Strings joined per UTF-8 conversion in `utf8Column` (one native call per group, not per value). */
+const UTF8_GROUP = 64;
+
+/**
+ * Arrow's Utf8 buffers for `values` (strings without lone surrogates, or
+ * null/undefined): byte offsets and the UTF-8 bytes. Strings are converted
+ * in groups joined into one string: a group whose UTF-8 length equals its
+ * length is ASCII, so its offsets follow from the string lengths; other
+ * groups measure each string. Joining cannot pair surrogates across
+ * values, since no value holds a lone one.
+ */
+function utf8Column(values: readonly unknown[]): { offsets: Int32Array; bytes: Uint8Array } {
+  const n = values.length;
+  const offsets = new Int32Array(n + 1);
+  const groups: string[] = [];
+  let total = 0;
+  for (let start = 0; start < n; start += UTF8_GROUP) {
+    const end = Math.min(n, start + UTF8_GROUP);
+    let joined = '';
+    for (let i = start; i < end; i++) {
+      const v = values[i];
+      if (v !== null && v !== undefined) joined += v as string;
+    }
+    if (Buffer.byteLength(joined, 'utf8') === joined.length) {
+      for (let i = start; i < end; i++) {
+        const v = values[i];
+        if (v !== null && v !== undefined) total += (v as string).length;
+        offsets[i + 1] = total;
+      }
+    } else {
+      for (let i = start; i < end; i++) {
+        const v = values[i];
+        if (v !== null && v !== undefined) total += Buffer.byteLength(v as string, 'utf8');
+        offsets[i + 1] = total;
+      }
+    }
+    if (total > INT32_MAX) throw new FloeError('LIMIT_EXCEEDED', 'utf8 column holds more than 2 GiB in one batch; write smaller batches');
+    groups.push(joined);
+  }
+  // Every byte is written below, so the buffer needs no zero fill; a "slow"
+  // buffer is never a slice of Node's shared pool. Arrow gets a plain
+  // Uint8Array view (Buffer's slice() would not copy).
+  const buf = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const g of groups) at += buf.write(g, at, 'utf8');
+  if (at !== total) throw new FloeError('INVARIANT_VIOLATION', `utf8 column: wrote ${at} bytes, measured ${total}`);
+  return { offsets, bytes: new Uint8Array(buf.buffer, buf.byteOffset, total) };
 }
 
 /** Cheap check that `v` is already in normalized form (no copy needed). */

@@ -358,20 +358,33 @@ function isRecordBatch(x: unknown): x is arrow.RecordBatch {
   return typeof x === 'object' && x !== null && 'schema' in x && 'numRows' in x && typeof (x as { getChild?: unknown }).getChild === 'function' && !('batches' in x);
 }
 
-/** The rows of an append/load input, streamed (record batches are split into rows). */
-export async function* inputRows(input: AppendInput): AsyncGenerator<Row> {
+/**
+ * The rows of an append/load input, streamed (record batches are split into
+ * rows): a synchronous iterable when the input is one (arrays, Arrow
+ * tables, generators), so bulk paths need not pay a promise per row.
+ */
+export function inputRows(input: AppendInput): Iterable<Row> | AsyncIterable<Row> {
   if (typeof input === 'object' && input !== null && 'batches' in input && Array.isArray((input as arrow.Table).batches)) {
-    for (const b of (input as arrow.Table).batches) yield* recordBatchToRows(b);
-    return;
+    return batchRows((input as arrow.Table).batches);
   }
-  if (isRecordBatch(input)) {
-    yield* recordBatchToRows(input);
-    return;
+  if (isRecordBatch(input)) return recordBatchToRows(input);
+  if (typeof input === 'object' && input !== null && Symbol.asyncIterator in input) return asyncItemRows(input as AsyncIterable<Row | arrow.RecordBatch>);
+  if (typeof input === 'object' && input !== null && Symbol.iterator in input) return syncItemRows(input as Iterable<Row | arrow.RecordBatch>);
+  throw new FloeError('INVALID_ARGUMENT', 'append input must be rows, an Arrow Table or RecordBatch, or an (async) iterable of them');
+}
+
+function* batchRows(batches: readonly arrow.RecordBatch[]): Generator<Row> {
+  for (const b of batches) yield* recordBatchToRows(b);
+}
+
+function* syncItemRows(items: Iterable<Row | arrow.RecordBatch>): Generator<Row> {
+  for (const item of items) {
+    if (isRecordBatch(item)) yield* recordBatchToRows(item);
+    else yield item;
   }
-  let items: AsyncIterable<Row | arrow.RecordBatch> | Iterable<Row | arrow.RecordBatch> | null = null;
-  if (typeof input === 'object' && input !== null && Symbol.asyncIterator in input) items = input as AsyncIterable<Row | arrow.RecordBatch>;
-  else if (typeof input === 'object' && input !== null && Symbol.iterator in input) items = input as Iterable<Row | arrow.RecordBatch>;
-  if (!items) throw new FloeError('INVALID_ARGUMENT', 'append input must be rows, an Arrow Table or RecordBatch, or an (async) iterable of them');
+}
+
+async function* asyncItemRows(items: AsyncIterable<Row | arrow.RecordBatch>): AsyncGenerator<Row> {
   for await (const item of items) {
     if (isRecordBatch(item)) yield* recordBatchToRows(item);
     else yield item;

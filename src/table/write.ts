@@ -384,7 +384,7 @@ export function approxRowBytes(row: Row): number {
 export async function stageFiles(
   ctx: WriteContext,
   target: StageTarget,
-  rows: AsyncIterable<Row>,
+  rows: Iterable<Row> | AsyncIterable<Row>,
   seq: bigint,
   reserveIds: (n: number) => Promise<bigint>,
   limits: StageLimits,
@@ -500,16 +500,37 @@ export async function stageFiles(
     else selfMasks.set(f, [ordinal - fileStarts[f]!]);
   };
 
+  /** Take one input row; true when the chunk is full. */
+  const take = (r: Row): boolean => {
+    try {
+      filledBytes += validator.check(r, filled, scratch);
+    } catch (err) {
+      throw rowError(err, rowBase);
+    }
+    for (let j = 0; j < width; j++) columns[j]!.push(scratch[j]);
+    filled++;
+    return filled >= limits.rowsPerFile || filledBytes >= limits.bytesPerFile;
+  };
   try {
-    for await (const r of rows) {
-      try {
-        filledBytes += validator.check(r, filled, scratch);
-      } catch (err) {
-        throw rowError(err, rowBase);
+    // Every YIELD_ROWS rows, let the event loop run (finished encodings
+    // start their puts; other work of the process gets a turn).
+    let sinceYield = 0;
+    if (Symbol.asyncIterator in rows) {
+      for await (const r of rows) {
+        if (take(r)) await cut();
+        else if (++sinceYield === YIELD_ROWS) {
+          sinceYield = 0;
+          await yieldToEventLoop();
+        }
       }
-      for (let j = 0; j < width; j++) columns[j]!.push(scratch[j]);
-      filled++;
-      if (filled >= limits.rowsPerFile || filledBytes >= limits.bytesPerFile) await cut();
+    } else {
+      for (const r of rows) {
+        if (take(r)) await cut();
+        else if (++sinceYield === YIELD_ROWS) {
+          sinceYield = 0;
+          await yieldToEventLoop();
+        }
+      }
     }
     await cut();
   } finally {
@@ -526,6 +547,12 @@ export async function stageFiles(
   }
   const probe: KeyProbe | null = written.size > 0 ? { keys: written, min: minKey!, max: maxKey! } : null;
   return { files, probe, rows: total };
+}
+
+const YIELD_ROWS = 8192;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Chunks cut but not yet durable, per append (encoding on a thread, or being put). */
