@@ -221,6 +221,7 @@ export class PageReader {
   readonly #verified: Uint8Array | null;
   readonly #pageBounds = new Map<number, PageBounds | null>();
   readonly #pageStats = new Map<number, PageStats | null>();
+  readonly #chunkStats = new Map<number, { min: RawValue; max: RawValue } | null>();
   #arrowSchema: arrow.Schema | null | undefined;
 
   private constructor(
@@ -511,13 +512,18 @@ export class PageReader {
     return out;
   }
 
-  /** Chunk-level min/max of a column in a row group, raw, when the footer has them. */
+  /** Chunk-level min/max of a column in a row group, raw, when the footer has them (memoized). */
   chunkStats(g: number, leaf: Leaf): { min: RawValue; max: RawValue } | null {
-    const st = this.chunk(g, leaf).meta.statistics;
-    const min = st?.min_value;
-    const max = st?.max_value;
-    if (min === undefined || max === undefined || min instanceof Date || max instanceof Date || typeof min === 'string' || typeof max === 'string') return null;
-    return { min, max };
+    const id = g * 65536 + leaf.chunk;
+    let out = this.#chunkStats.get(id);
+    if (out === undefined) {
+      const st = this.chunk(g, leaf).meta.statistics;
+      const min = st?.min_value;
+      const max = st?.max_value;
+      out = min === undefined || max === undefined || min instanceof Date || max instanceof Date || typeof min === 'string' || typeof max === 'string' ? null : { min, max };
+      this.#chunkStats.set(id, out);
+    }
+    return out;
   }
 
   /** The decoded dictionary of a column chunk, or null when it has none. */

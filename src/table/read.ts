@@ -411,7 +411,8 @@ export async function getByKey(view: TableView, keyRow: Row, columns?: readonly 
 
   const probe = keyRow[pk[0]!];
   let probeBytes: Uint8Array | undefined;
-  const cands = candidateFiles(view, pk).filter((c) => c.lo === null || c.hi === null || (c.lo <= key && key <= c.hi));
+  const cands: Candidate[] = [];
+  for (const c of candidateFiles(view, pk)) if (c.lo === null || c.hi === null || (c.lo <= key && key <= c.hi)) cands.push(c);
 
   /** Where the key is in one file: a file row (-1: absent), or SLOW for the general path. */
   const probeFile = async (f: DataFileEntry): Promise<{ at: number | typeof SLOW; file: OpenedFile; deleted: RoaringBitmap32 | null }> => {
