@@ -70,7 +70,11 @@ export function loadZstd(): Promise<void> {
     const mod = await factory();
     await mod.ready;
     zstd = mod;
-  })();
+  })().catch((err: unknown) => {
+    // Let a later open try again rather than fail forever.
+    zstdLoading = undefined;
+    throw err;
+  });
   return zstdLoading;
 }
 
@@ -301,7 +305,11 @@ export class PageReader {
 
   /** Open a data file by reading its tail (one range request when it fits in `footerHint`). */
   static async open(store: ObjectStore, key: string, size: number, footerHint = DEFAULT_FOOTER_HINT): Promise<PageReader> {
-    await loadZstd();
+    try {
+      await loadZstd();
+    } catch (err) {
+      throw new FloeError('INVARIANT_VIOLATION', `cannot load the WASM zstd decoder (@foxglove/wasm-zstd): ${errorText(err)}`, { key, cause: err });
+    }
     const corrupt = (why: string, cause?: unknown): FloeError =>
       new FloeError('CORRUPT', `data file ${why}`, { key, backend: store.location, cause });
     if (!Number.isSafeInteger(size) || size < 12) throw corrupt(`is ${size} bytes, too small to be Parquet`);

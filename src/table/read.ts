@@ -6,12 +6,23 @@
  * columns it needs from the row groups it keeps, drops rows masked by the
  * file's deletion bitmap or shadowed by a newer memtable entry of the same
  * primary key, applies the predicate, and yields Arrow RecordBatches; then
- * it yields the live memtable rows. Memory is bounded by one row group plus
+ * it yields the live memtable rows. Column chunks of flat columns are
+ * decoded by the page reader straight into Arrow buffers (one coalesced
+ * range read per row group, the next two row groups prefetched); other
+ * layouts go through ParquetFile. Memory is bounded by a few row groups plus
  * the memtable snapshot — never the table.
  *
  * A point get looks at the memtable first (where a delete is authoritative),
  * then at the files whose key range holds the key, newest first; masking
- * guarantees at most one live version across files.
+ * guarantees at most one live version across files. In a file, the key
+ * column's page index (min/max per page) picks the page that can hold the
+ * key, the decoded page is searched, and each output column reads the one
+ * page holding the row. Decoded pages stay in the FileCache's byte-bounded
+ * page cache, so a warm get runs without I/O or awaits; a cold get probes
+ * every unopened candidate file at once and fetches a row's pages in
+ * parallel. Composite keys, nested columns and encodings the page reader
+ * does not decode take the general path (ParquetFile) with the same result.
+ * Nothing here writes; a failed read leaves nothing cached.
  */
 import * as arrow from 'apache-arrow';
 import { FloeError } from '../errors.js';
@@ -440,11 +451,20 @@ export async function getByKey(view: TableView, keyRow: Row, columns?: readonly 
       const warmFile = started === null ? view.files.opened(f) : undefined;
       const warmDeleted = warmFile ? view.files.readyDeleted(f) : undefined;
       if (warmFile && warmDeleted !== undefined) {
-        const kc = pk.length === 1 ? keyColumn(warmFile, pk[0]!, probe) : null;
-        const at = kc === null ? undefined : locateKeySync(view.files, warmFile, kc.leaf, kc.utf8 ? (probeBytes ??= utf8.encode(probe as string)) : (probe as RawValue));
+        let at: number | undefined;
+        let row: Row | undefined;
+        try {
+          const kc = pk.length === 1 ? keyColumn(warmFile, pk[0]!, probe) : null;
+          at = kc === null ? undefined : locateKeySync(view.files, warmFile, kc.leaf, kc.utf8 ? (probeBytes ??= utf8.encode(probe as string)) : (probe as RawValue));
+          if (at !== undefined && at >= 0 && !warmDeleted?.has(at)) row = readRowSync(view, warmFile, at, plan.out);
+        } catch (err) {
+          // A layout the page cache cannot number: the paths below handle it.
+          if (!(err instanceof Unsupported)) throw err;
+          at = undefined;
+        }
         if (at !== undefined) {
           if (at < 0 || warmDeleted?.has(at)) continue;
-          return readRowSync(view, warmFile, at, plan.out) ?? (await readRow(view, f, warmFile, at, plan.out));
+          return row ?? (await readRow(view, f, warmFile, at, plan.out));
         }
       }
       let r: Awaited<ReturnType<typeof probeFile>>;
