@@ -213,26 +213,45 @@ export function encodeParquet(table: arrow.Table, options: EncodeParquetOptions 
 }
 
 /**
- * `encodeParquet` plus the BLAKE3 content hash, encoded on a worker thread
- * when the table is large (the same bytes either way), so the caller can
- * prepare the next file meanwhile.
+ * A table checked and serialized for the encoder (Arrow IPC plus settings):
+ * once made, the table itself may be dropped.
  */
-export async function encodeParquetFile(table: arrow.Table, options: EncodeParquetOptions = {}): Promise<EncodedFile> {
+export interface PreparedParquet {
+  readonly ipc: Uint8Array;
+  readonly plan: EncodePlan;
+  readonly rows: number;
+}
+
+/** The synchronous first half of `encodeParquetFile`. */
+export function prepareParquet(table: arrow.Table, options: EncodeParquetOptions = {}): PreparedParquet {
   const plan = planFor(table, options);
-  let ipc: Uint8Array;
   try {
-    ipc = arrow.tableToIPC(table, 'stream');
+    return { ipc: arrow.tableToIPC(table, 'stream'), plan, rows: table.numRows };
   } catch (err) {
     throw new FloeError('INVALID_ARGUMENT', `cannot encode table as Parquet: ${describeError(err)}`, { cause: err });
   }
-  if (table.numRows >= OFF_THREAD_MIN_ROWS) return encodeOffThread(ipc, plan);
+}
+
+/**
+ * The bytes and BLAKE3 content hash of a prepared file, encoded on a worker
+ * thread when it is large (the same bytes either way), so the caller can
+ * prepare the next file meanwhile. The IPC buffer is handed to the worker:
+ * do not use `prepared` afterwards.
+ */
+export async function encodePrepared(prepared: PreparedParquet): Promise<EncodedFile> {
+  if (prepared.rows >= OFF_THREAD_MIN_ROWS) return encodeOffThread(prepared.ipc, prepared.plan);
   let bytes: Uint8Array;
   try {
-    bytes = encodeIpc(ipc, plan);
+    bytes = encodeIpc(prepared.ipc, prepared.plan);
   } catch (err) {
     throw new FloeError('INVALID_ARGUMENT', `cannot encode table as Parquet: ${describeError(err)}`, { cause: err });
   }
   return { bytes, contentHash: await blake3Hex(bytes) };
+}
+
+/** `encodeParquet` plus the BLAKE3 content hash, via `prepareParquet` and `encodePrepared`. */
+export async function encodeParquetFile(table: arrow.Table, options: EncodeParquetOptions = {}): Promise<EncodedFile> {
+  return encodePrepared(prepareParquet(table, options));
 }
 
 function isDistinctVector(vector: arrow.Vector | null): boolean {

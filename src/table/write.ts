@@ -17,7 +17,8 @@
 import * as arrow from 'apache-arrow';
 import { encodeBitmap, unionRows } from '../format/bitmap.js';
 import type { Row } from '../format/logrecord.js';
-import { encodeParquetFile, mostlyDistinct } from '../format/parquet.js';
+import type { PreparedParquet } from '../format/parquet.js';
+import { encodePrepared, mostlyDistinct, prepareParquet } from '../format/parquet.js';
 import type { ColumnType, TableSchema } from '../format/schema.js';
 import { columnsToRecordBatch, compareStrings, encodeKeyPart, keyOf, recordBatchToRows, RowValidator, rowsToRecordBatch } from '../format/schema.js';
 import type { EncodedValue } from '../format/values.js';
@@ -137,13 +138,12 @@ export async function writeDataFile(
 ): Promise<DataFileEntry> {
   const batch = rowsToRecordBatch(schema, rows, { _id: ids, _seq: seqs });
   const keyVals = (r: Row): EncodedValue[] => (primaryKey ?? []).map((k) => encodeValue(r[k]));
-  return putDataFile(ctx, tableId, schemaVersion, batch, {
+  return putDataFile(ctx, tableId, schemaVersion, prepareDataFile(ctx, tableId, schemaVersion, batch, undefined), {
     ids,
     seqs,
     keyMin: primaryKey ? keyVals(rows[0]!) : null,
     keyMax: primaryKey ? keyVals(rows[rows.length - 1]!) : null,
     stats: columnStats(schema, rows),
-    noDictionary: undefined,
     failpointPrefix,
   });
 }
@@ -154,19 +154,22 @@ interface FileFacts {
   readonly keyMin: EncodedValue[] | null;
   readonly keyMax: EncodedValue[] | null;
   readonly stats: Record<string, ColumnStats>;
-  /** Columns without dictionary pages; undefined lets the encoder sample them. */
-  readonly noDictionary: readonly string[] | undefined;
   readonly failpointPrefix: string;
 }
 
-/** Encode `batch` (off the calling thread when large), put it under a fresh key, and describe it. */
-async function putDataFile(ctx: WriteContext, tableId: string, schemaVersion: number, batch: arrow.RecordBatch, f: FileFacts): Promise<DataFileEntry> {
-  const fileId = ctx.newId();
-  const { bytes, contentHash } = await encodeParquetFile(new arrow.Table(batch), {
+/** Serialize `batch` for the encoder (synchronous: the batch can be dropped right after). */
+function prepareDataFile(ctx: WriteContext, tableId: string, schemaVersion: number, batch: arrow.RecordBatch, noDictionary: readonly string[] | undefined): PreparedParquet {
+  return prepareParquet(new arrow.Table(batch), {
     rowGroupRows: ctx.rowGroupRows,
     keyValueMetadata: { 'floe.table': tableId, 'floe.schemaVersion': String(schemaVersion) },
-    ...(f.noDictionary ? { noDictionary: f.noDictionary } : {}),
+    ...(noDictionary ? { noDictionary } : {}),
   });
+}
+
+/** Encode a prepared file (off the calling thread when large), put it under a fresh key, and describe it. */
+async function putDataFile(ctx: WriteContext, tableId: string, schemaVersion: number, prepared: PreparedParquet, f: FileFacts): Promise<DataFileEntry> {
+  const fileId = ctx.newId();
+  const { bytes, contentHash } = await encodePrepared(prepared);
   const key = dataFileKey(tableId, fileId);
   await ctx.failpoints.hit(`${f.failpointPrefix}.data.put.before`, { key });
   await ctx.store.put(key, bytes);
@@ -425,8 +428,23 @@ export async function stageFiles(
   const failures: unknown[] = [];
   let total = 0;
 
-  const cut = async (): Promise<void> => {
-    if (filled === 0) return;
+  /** Record a file's outcome; its own function, so the pending job references nothing else. */
+  const track = (job: Promise<DataFileEntry>, fileIndex: number): Promise<void> =>
+    job.then(
+      (entry) => {
+        entries[fileIndex] = entry;
+      },
+      (err: unknown) => {
+        failures.push(err);
+      },
+    );
+
+  /**
+   * Turn the filled chunk into a data file being written. Only the
+   * serialized form (and a few small arrays) outlives this call while the
+   * encoder works: the chunk's values and Arrow buffers become garbage.
+   */
+  const startFile = async (): Promise<{ job: Promise<void> }> => {
     const chunk = columns;
     const count = filled;
     columns = fresh();
@@ -469,24 +487,15 @@ export async function stageFiles(
     for (let i = 0; i < n; i++) ids[i] = first + BigInt(i);
     const seqs = new BigInt64Array(n).fill(seq);
     const keyAt = (p: number): EncodedValue[] | null => (keyColumns ? keyColumns.map((j) => encodeValue(values[j]![p])) : null);
-    const batch = columnsToRecordBatch(schema, values, n, { _id: ids, _seq: seqs });
-    const facts: FileFacts = {
-      ids,
-      seqs,
-      keyMin: keyAt(0),
-      keyMax: keyAt(n - 1),
-      stats: columnStatsOf(schema, values),
-      noDictionary: schema.columns.filter((c, j) => dictionaryUseless(c.type, values[j]!)).map((c) => c.name),
-      failpointPrefix,
-    };
-    const job = putDataFile(ctx, target.tableId, target.schemaVersion, batch, facts).then(
-      (entry) => {
-        entries[fileIndex] = entry;
-      },
-      (err: unknown) => {
-        failures.push(err);
-      },
-    );
+    const facts: FileFacts = { ids, seqs, keyMin: keyAt(0), keyMax: keyAt(n - 1), stats: columnStatsOf(schema, values), failpointPrefix };
+    const noDictionary = schema.columns.filter((c, j) => dictionaryUseless(c.type, values[j]!)).map((c) => c.name);
+    const prepared = prepareDataFile(ctx, target.tableId, target.schemaVersion, columnsToRecordBatch(schema, values, n, { _id: ids, _seq: seqs }), noDictionary);
+    return { job: track(putDataFile(ctx, target.tableId, target.schemaVersion, prepared, facts), fileIndex) };
+  };
+
+  const cut = async (): Promise<void> => {
+    if (filled === 0) return;
+    const { job } = await startFile();
     inFlight.push(job);
     while (inFlight.length >= MAX_FILES_IN_FLIGHT) await inFlight.shift();
     if (failures.length > 0) throw failures[0];
