@@ -71,7 +71,7 @@ export interface OpenOptions {
   readonly logWriter?: boolean;
   /** Flush when memtables hold this many bytes (default 64 MiB). Writers wait at twice this. */
   readonly memtableBytes?: number;
-  /** Bytes of data-file ranges cached in memory (default 64 MiB; 0 disables). */
+  /** Bytes of data-file cache (default 64 MiB; a quarter raw byte ranges, the rest decoded pages; 0 disables). */
   readonly cacheBytes?: number;
   /** Rows per Parquet row group (default 16,384). */
   readonly rowGroupRows?: number;
@@ -282,7 +282,10 @@ export class Database {
     // Data-file reads go through a read-through cache of immutable ranges,
     // so repeated point reads and scans of hot files skip the store.
     const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
-    this.#files = new FileCache(cacheBytes > 0 ? new CachedStore(store, { maxBytes: cacheBytes }) : store);
+    // One budget: a quarter for raw byte ranges (footers, bitmaps, pages the
+    // page reader does not decode), the rest for decoded pages.
+    const rangeBytes = Math.floor(cacheBytes / 4);
+    this.#files = new FileCache(rangeBytes > 0 ? new CachedStore(store, { maxBytes: rangeBytes }) : store, { cacheBytes: cacheBytes - rangeBytes });
     this.#writeCtx = {
       store,
       files: this.#files,
@@ -1133,8 +1136,13 @@ function checkRetention(r: LogRetention | undefined): LogRetention {
   return r;
 }
 
+/** Parsed schemas by manifest (manifests are immutable and cached): a read does not re-parse one. */
+const schemas = new WeakMap<Manifest, TableSchema>();
+
 function schemaOf(m: Manifest): TableSchema {
-  return schemaFromJson(m.schema);
+  let s = schemas.get(m);
+  if (!s) schemas.set(m, (s = schemaFromJson(m.schema)));
+  return s;
 }
 
 function keyOfId(id: bigint): string {
