@@ -97,12 +97,6 @@ export function encodeIpc(ipc: Uint8Array, plan: EncodePlan): Uint8Array {
   return addTrailer(pw.writeParquet(table, props.build()));
 }
 
-/** `encodeIpc` plus the content hash, as the worker computes them. */
-export function encodeIpcFile(ipc: Uint8Array, plan: EncodePlan): EncodedFile {
-  const bytes = encodeIpc(ipc, plan);
-  return { bytes, contentHash: blake3HexSync(bytes) };
-}
-
 /** Insert the checksum trailer in front of the footer of a freshly written file. */
 function addTrailer(raw: Uint8Array): Uint8Array {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -182,7 +176,7 @@ export interface EncodeRequest {
 
 /** Message from a worker. */
 export type EncodeReply =
-  | { readonly id: number; readonly ok: true; readonly bytes: Uint8Array; readonly contentHash: string }
+  | { readonly id: number; readonly ok: true; readonly bytes: Uint8Array }
   | { readonly id: number; readonly ok: false; readonly message: string };
 
 interface Pending {
@@ -203,7 +197,9 @@ class EncoderWorker {
       if (!p) return; // a reply to nobody cannot happen: ids are unique per worker
       this.#pending.delete(m.id);
       if (this.#pending.size === 0) this.#worker.unref();
-      if (m.ok) p.resolve({ bytes: m.bytes, contentHash: m.contentHash });
+      // The hash is computed here, not on the encoder thread: encoding is
+      // the longer stage of an append's pipeline, so it gets the least work.
+      if (m.ok) p.resolve({ bytes: m.bytes, contentHash: blake3HexSync(m.bytes) });
       else p.reject(new FloeError('INVALID_ARGUMENT', `cannot encode table as Parquet: ${m.message}`));
     });
     const fail = (err: Error): void => {
@@ -250,9 +246,9 @@ let nextId = 1;
 export const ENCODER_THREADS = Math.max(1, Math.min(2, os.availableParallelism() - 1));
 
 /**
- * `encodeIpcFile` on a pool thread. The IPC buffer is transferred (the
- * caller must not use it afterwards) when `ipc` spans its whole buffer, else
- * copied.
+ * `encodeIpc` on a pool thread, plus the content hash. The IPC buffer is
+ * transferred (the caller must not use it afterwards) when `ipc` spans its
+ * whole buffer, else copied.
  */
 export function encodeOffThread(ipc: Uint8Array, plan: EncodePlan): Promise<EncodedFile> {
   workers = workers.filter((w) => !w.dead);

@@ -814,6 +814,7 @@ export class RowValidator {
   readonly #isKey: readonly boolean[];
   readonly #defaults: readonly unknown[];
   readonly #scalar: readonly (ScalarType | null)[];
+  readonly #surrogates: boolean[];
 
   constructor(schema: TableSchema, options: ValidateOptions = {}) {
     const pk = options.primaryKey ?? [];
@@ -823,6 +824,17 @@ export class RowValidator {
     this.#isKey = schema.columns.map((c) => pk.includes(c.name));
     this.#defaults = schema.columns.map((c) => defaultValue(c));
     this.#scalar = schema.columns.map((c) => (typeof c.type === 'string' ? c.type : null));
+    // A default is used without passing through check's string test.
+    this.#surrogates = this.#defaults.map((d) => typeof d === 'string' && SURROGATE.test(d));
+  }
+
+  /**
+   * Per column: true when no utf8 value accepted so far held a surrogate
+   * pair, so those strings order by code point under plain `<` (UTF-16 code
+   * units disagree with code points only at a surrogate).
+   */
+  codeUnitOrder(): boolean[] {
+    return this.#surrogates.map((x) => !x);
   }
 
   /**
@@ -864,6 +876,7 @@ export class RowValidator {
         } catch (err) {
           throw wrapProblem(err, `row ${i}: column "${c.name}"`);
         }
+        if (scalar === 'utf8') this.#surrogates[j] = true;
       }
       if (this.#isKey[j] && typeof value === 'number' && Number.isNaN(value)) {
         throw new FloeError('SCHEMA_MISMATCH', `row ${i}: primary key column "${c.name}" is NaN`);

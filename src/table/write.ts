@@ -53,7 +53,12 @@ export function columnStats(schema: TableSchema, rows: readonly Row[]): Record<s
  * neither null nor a bound. Strings order by code point, numbers, bigints,
  * booleans and Dates by value, as `cmp` in read.ts does. Pure.
  */
-export function columnStatsOf(schema: TableSchema, columns: readonly (readonly unknown[])[]): Record<string, ColumnStats> {
+export function columnStatsOf(
+  schema: TableSchema,
+  columns: readonly (readonly unknown[])[],
+  /** Per column: its strings may be compared with `<` (none holds a surrogate; see RowValidator.codeUnitOrder). */
+  codeUnitOrder: readonly boolean[] = [],
+): Record<string, ColumnStats> {
   const out: Record<string, ColumnStats> = {};
   schema.columns.forEach((c, j) => {
     if (!STAT_TYPES.has(c.type)) return;
@@ -61,7 +66,21 @@ export function columnStatsOf(schema: TableSchema, columns: readonly (readonly u
     let nulls = 0;
     let min: unknown;
     let max: unknown;
-    if (c.type === 'utf8') {
+    if (c.type === 'utf8' && codeUnitOrder[j] === true) {
+      let lo: string | undefined;
+      let hi: string | undefined;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i] as string | null | undefined;
+        if (v === null || v === undefined) {
+          nulls++;
+          continue;
+        }
+        if (lo === undefined || v < lo) lo = v;
+        if (hi === undefined || v > hi) hi = v;
+      }
+      min = lo;
+      max = hi;
+    } else if (c.type === 'utf8') {
       let lo: string | undefined;
       let hi: string | undefined;
       for (let i = 0; i < values.length; i++) {
@@ -467,6 +486,12 @@ export async function stageFiles(
       }
     }
     const n = keys ? keys.length : count;
+    // Ask for the ids now (it may cost a catalog write) and build meanwhile.
+    const firstId = reserveIds(n);
+    // Deliberately ignored here: `await firstId` below rethrows a failure;
+    // this only keeps it from being reported as unhandled when the build
+    // throws first (then the build's error is the one the append reports).
+    firstId.catch(() => undefined);
     const fileIndex = fileStarts.length;
     fileStarts.push(ordinals);
     if (keys) {
@@ -482,14 +507,18 @@ export async function stageFiles(
     ordinals += n;
     total += n;
 
-    const first = await reserveIds(n);
     const ids = new BigInt64Array(n);
-    for (let i = 0; i < n; i++) ids[i] = first + BigInt(i);
     const seqs = new BigInt64Array(n).fill(seq);
     const keyAt = (p: number): EncodedValue[] | null => (keyColumns ? keyColumns.map((j) => encodeValue(values[j]![p])) : null);
-    const facts: FileFacts = { ids, seqs, keyMin: keyAt(0), keyMax: keyAt(n - 1), stats: columnStatsOf(schema, values), failpointPrefix };
     const noDictionary = schema.columns.filter((c, j) => dictionaryUseless(c.type, values[j]!)).map((c) => c.name);
-    const prepared = prepareDataFile(ctx, target.tableId, target.schemaVersion, columnsToRecordBatch(schema, values, n, { _id: ids, _seq: seqs }), noDictionary);
+    const stats = columnStatsOf(schema, values, validator.codeUnitOrder());
+    // `ids` backs the batch's _id column; it is filled below, before the
+    // batch is serialized, and never touched after.
+    const batch = columnsToRecordBatch(schema, values, n, { _id: ids, _seq: seqs });
+    const first = await firstId;
+    for (let i = 0; i < n; i++) ids[i] = first + BigInt(i);
+    const facts: FileFacts = { ids, seqs, keyMin: keyAt(0), keyMax: keyAt(n - 1), stats, failpointPrefix };
+    const prepared = prepareDataFile(ctx, target.tableId, target.schemaVersion, batch, noDictionary);
     return { job: track(putDataFile(ctx, target.tableId, target.schemaVersion, prepared, facts), fileIndex) };
   };
 
