@@ -100,4 +100,17 @@ void describe('columnsToRecordBatch', () => {
     assert.equal(v.check({ k: 3, s: 'abc' }, 0, out) > 0, true);
     assert.deepEqual(out, [3n, 'abc']);
   });
+
+  void it('codeUnitOrder turns false for a column once a string with a surrogate pair (or such a default) is seen', () => {
+    const schema = normalizeSchema({ a: 'utf8', b: 'utf8', c: { type: 'utf8', default: 'x\u{1F600}' }, n: 'int32' });
+    const v = new RowValidator(schema);
+    const out = new Array<unknown>(4);
+    assert.deepEqual(v.codeUnitOrder(), [true, true, false, true]);
+    v.check({ a: '\uE000\uFFFF', b: 'plain', c: 'y', n: 1 }, 0, out);
+    assert.deepEqual(v.codeUnitOrder(), [true, true, false, true]);
+    v.check({ a: 'ok', b: '\u{10000}', n: 2 }, 1, out);
+    assert.deepEqual(v.codeUnitOrder(), [true, false, false, true]);
+    v.check({ a: 'ok', b: 'plain', n: 3 }, 2, out);
+    assert.deepEqual(v.codeUnitOrder(), [true, false, false, true], 'sticky');
+  });
 });

@@ -94,6 +94,33 @@ void describe('column statistics', () => {
   }
 });
 
+void describe('string statistics by code unit', () => {
+  void it('plain < is used only where it agrees with code points (no surrogates)', () => {
+    const schema = normalizeSchema({ c: 'utf8' });
+    fc.assert(
+      fc.property(fc.array(fc.option(fc.string({ unit: fc.constantFrom('a', 'b', '\uE000', '\uFFFF', 'é', '\u0000'), maxLength: 4 }), { nil: null }), { maxLength: 30 }), (values) => {
+        assert.deepEqual(columnStatsOf(schema, [values], [true]), columnStatsOf(schema, [values], [false]));
+      }),
+      { numRuns: RUNS * 5 },
+    );
+  });
+
+  void it('an append whose strings hold surrogate pairs records code-point bounds', async () => {
+    const db = await open(new MemoryStore());
+    const t = await db.createTable('t', { k: { type: 'int64', nullable: false }, s: 'utf8', d: { type: 'utf8', default: '\u{10001}' } }, { primaryKey: 'k' });
+    // In UTF-16 code units U+E000 sorts after U+10000 (D800 DC00); by code point (Parquet's order) it is before.
+    await t.append([{ k: 1n, s: '\uE000', d: '\uE000' }, { k: 2n, s: '\u{10000}', d: '\uE001' }, { k: 3n, s: 'a', d: 'a' }]);
+    await t.append([{ k: 4n, s: 'b', d: '\uE002' }, { k: 5n, s: 'c' }]);
+    const view = await db._internals.view('t', false);
+    const [first, second] = view.manifest.files;
+    assert.deepEqual(first!.stats.s, { min: 'a', max: '\u{10000}', nullCount: 0 });
+    assert.deepEqual(first!.stats.d, { min: 'a', max: '\uE001', nullCount: 0 });
+    // The default (a surrogate pair) fills row 5: code-point order again.
+    assert.deepEqual(second!.stats.d, { min: '\uE002', max: '\u{10001}', nullCount: 0 });
+    await db.close();
+  });
+});
+
 type Input = 'array' | 'generator' | 'async' | 'arrow';
 
 function asInput(rows: Row[], form: Input): Parameters<import('../../src/table/table.js').Table['append']>[0] {
