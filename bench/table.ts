@@ -45,7 +45,6 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +53,7 @@ import { gunzipSync } from 'node:zlib';
 import * as arrow from 'apache-arrow';
 import { asError } from '../src/errors.js';
 import * as floe from '../src/index.js';
+import { encoderMemoryBytes, encoderThreadMemory } from '../src/format/parquet-encode.js';
 import type { Cell, EnvInfo, FsyncRate, Summary } from './lib.js';
 import { envInfo, envInt, fmt, markdownTable, measureFsyncRate, nowMs, summarize, textTable, writeReport } from './lib.js';
 
@@ -999,7 +999,7 @@ interface RssChildResult {
   bytes: number;
   /** getrusage peak RSS of the child process (includes the corpus and the runtime). */
   maxRssBytes: number;
-  /** Size of parquet-wasm's linear memory at the end (WASM memory never shrinks). */
+  /** Size of parquet-wasm's linear memory at the end, summed over the threads that loaded it (WASM memory never shrinks). */
   wasmMemoryBytes: number | null;
   /** RSS after loading the corpus, before the append. */
   baselineRssBytes: number;
@@ -1007,15 +1007,13 @@ interface RssChildResult {
   sampled: { rss: number; heapUsed: number; external: number; arrayBuffers: number };
 }
 
-/** parquet-wasm's memory size, from the same CommonJS instance floe loaded (null if not loaded). */
-function parquetWasmMemoryBytes(): number | null {
-  const req = createRequire(import.meta.url);
-  const id = req.resolve('parquet-wasm');
-  if (!req.cache[id]) return null;
-  const pw = req('parquet-wasm') as typeof import('parquet-wasm');
-  // The d.ts names WebAssembly.Memory, which lib ES2023 lacks: read it structurally.
-  const mem = pw.wasmMemory() as unknown as { buffer: ArrayBuffer };
-  return mem.buffer.byteLength;
+/**
+ * parquet-wasm's memory: this thread's instance (small files are encoded
+ * here) plus floe's encoder threads (null if no thread loaded it).
+ */
+async function parquetWasmMemoryBytes(): Promise<number | null> {
+  const sizes = [encoderMemoryBytes(), ...(await encoderThreadMemory())].filter((x): x is number => x !== null);
+  return sizes.length === 0 ? null : sizes.reduce((a, b) => a + b, 0);
 }
 
 async function rssChild(rows: number, rowsPerFile: number): Promise<void> {
@@ -1056,7 +1054,7 @@ async function rssChild(rows: number, rowsPerFile: number): Promise<void> {
       files: files.length,
       bytes: files.reduce((a, f) => a + f.size, 0),
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
-      wasmMemoryBytes: parquetWasmMemoryBytes(),
+      wasmMemoryBytes: await parquetWasmMemoryBytes(),
       baselineRssBytes: baseline,
       sampled,
     };
