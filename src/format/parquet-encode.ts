@@ -168,19 +168,19 @@ function addTrailer(raw: Uint8Array): Uint8Array {
 // The worker pool
 
 /** Message to a worker. */
-export interface EncodeRequest {
-  readonly id: number;
-  readonly ipc: Uint8Array;
-  readonly plan: EncodePlan;
-}
+export type EncodeRequest =
+  | { readonly id: number; readonly ipc: Uint8Array; readonly plan: EncodePlan }
+  /** How large the thread's parquet-wasm memory is (diagnostics). */
+  | { readonly id: number; readonly memory: true };
 
 /** Message from a worker. */
 export type EncodeReply =
   | { readonly id: number; readonly ok: true; readonly bytes: Uint8Array }
+  | { readonly id: number; readonly ok: true; readonly memoryBytes: number | null }
   | { readonly id: number; readonly ok: false; readonly message: string };
 
 interface Pending {
-  resolve: (f: EncodedFile) => void;
+  resolve: (reply: EncodeReply & { ok: true }) => void;
   reject: (err: unknown) => void;
 }
 
@@ -197,9 +197,7 @@ class EncoderWorker {
       if (!p) return; // a reply to nobody cannot happen: ids are unique per worker
       this.#pending.delete(m.id);
       if (this.#pending.size === 0) this.#worker.unref();
-      // The hash is computed here, not on the encoder thread: encoding is
-      // the longer stage of an append's pipeline, so it gets the least work.
-      if (m.ok) p.resolve({ bytes: m.bytes, contentHash: blake3HexSync(m.bytes) });
+      if (m.ok) p.resolve(m);
       else p.reject(new FloeError('INVALID_ARGUMENT', `cannot encode table as Parquet: ${m.message}`));
     });
     const fail = (err: Error): void => {
@@ -222,19 +220,32 @@ class EncoderWorker {
     return this.#dead !== null;
   }
 
-  encode(id: number, ipc: Uint8Array, plan: EncodePlan): Promise<EncodedFile> {
-    return new Promise<EncodedFile>((resolve, reject) => {
+  async encode(id: number, ipc: Uint8Array, plan: EncodePlan): Promise<EncodedFile> {
+    // Hand the bytes over without a copy when the view spans its whole buffer.
+    const own = ipc.byteOffset === 0 && ipc.byteLength === ipc.buffer.byteLength && ipc.buffer instanceof ArrayBuffer;
+    const data = own ? ipc : ipc.slice();
+    const reply = await this.#request({ id, ipc: data, plan }, [data.buffer as ArrayBuffer]);
+    if (!('bytes' in reply)) throw new FloeError('INVARIANT_VIOLATION', 'the Parquet encoder thread answered a file request with no bytes');
+    // The hash is computed here, not on the encoder thread: encoding is the
+    // longer stage of an append's pipeline, so it gets the least work.
+    return { bytes: reply.bytes, contentHash: blake3HexSync(reply.bytes) };
+  }
+
+  async memoryBytes(id: number): Promise<number | null> {
+    const reply = await this.#request({ id, memory: true }, []);
+    return 'memoryBytes' in reply ? reply.memoryBytes : null;
+  }
+
+  #request(msg: EncodeRequest, transfer: ArrayBuffer[]): Promise<EncodeReply & { ok: true }> {
+    return new Promise((resolve, reject) => {
       if (this.#dead) {
         reject(new FloeError('INVARIANT_VIOLATION', `the Parquet encoder thread stopped: ${this.#dead.message}`, { cause: this.#dead }));
         return;
       }
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(msg.id, { resolve, reject });
       // A pending request keeps the process alive until its reply arrives.
       this.#worker.ref();
-      // Hand the bytes over without a copy when the view spans its whole buffer.
-      const own = ipc.byteOffset === 0 && ipc.byteLength === ipc.buffer.byteLength && ipc.buffer instanceof ArrayBuffer;
-      const msg: EncodeRequest = { id, ipc: own ? ipc : ipc.slice(), plan };
-      this.#worker.postMessage(msg, [msg.ipc.buffer as ArrayBuffer]);
+      this.#worker.postMessage(msg, transfer);
     });
   }
 }
@@ -261,4 +272,9 @@ export function encodeOffThread(ipc: Uint8Array, plan: EncodePlan): Promise<Enco
   }
   w ??= workers.reduce((a, b) => (b.load < a.load ? b : a));
   return w.encode(nextId++, ipc, plan);
+}
+
+/** parquet-wasm memory of each live encoder thread, in bytes (null: never loaded there). Diagnostics. */
+export function encoderThreadMemory(): Promise<Array<number | null>> {
+  return Promise.all(workers.filter((w) => !w.dead).map((w) => w.memoryBytes(nextId++)));
 }

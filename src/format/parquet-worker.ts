@@ -6,17 +6,17 @@
  */
 import { parentPort } from 'node:worker_threads';
 import type { EncodeReply, EncodeRequest } from './parquet-encode.js';
-import { encodeIpc } from './parquet-encode.js';
+import { encodeIpc, encoderMemoryBytes } from './parquet-encode.js';
 
 const port = parentPort;
 if (!port) throw new Error('parquet-worker.js runs only as a worker thread');
 port.on('message', (m: EncodeRequest) => {
   let reply: EncodeReply;
   try {
-    reply = { id: m.id, ok: true, bytes: encodeIpc(m.ipc, m.plan) };
+    reply = 'memory' in m ? { id: m.id, ok: true, memoryBytes: encoderMemoryBytes() } : { id: m.id, ok: true, bytes: encodeIpc(m.ipc, m.plan) };
   } catch (err) {
     // Not swallowed: the message goes back to the caller, who rejects with it.
     reply = { id: m.id, ok: false, message: err instanceof Error ? err.message : String(err) };
   }
-  port.postMessage(reply, reply.ok ? [reply.bytes.buffer as ArrayBuffer] : []);
+  port.postMessage(reply, 'bytes' in reply ? [reply.bytes.buffer as ArrayBuffer] : []);
 });

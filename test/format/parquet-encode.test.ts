@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as arrow from 'apache-arrow';
 import { blake3HexSync } from '../../src/format/checksum.js';
-import { encodeOffThread } from '../../src/format/parquet-encode.js';
+import { encodeOffThread, encoderThreadMemory } from '../../src/format/parquet-encode.js';
 import { ParquetFile, encodeParquet, encodeParquetFile, encodePrepared, mostlyDistinct, prepareParquet } from '../../src/format/parquet.js';
 import { isFloeError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -68,6 +68,13 @@ void describe('off-thread Parquet encoding', () => {
     const table = allTypesTable(4500, 9);
     const f = await encodeParquetFile(table);
     assert.deepEqual(f.bytes, encodeParquet(table));
+  });
+
+  void it('each encoder thread reports its parquet-wasm memory', async () => {
+    await encodeParquetFile(allTypesTable(4100, 4));
+    const sizes = await encoderThreadMemory();
+    assert.ok(sizes.length >= 1);
+    assert.ok(sizes.every((x) => x !== null && x > 0), JSON.stringify(sizes));
   });
 
   void it('the IPC buffer handed to the worker is transferred when the view owns it, copied otherwise', async () => {
