@@ -231,6 +231,11 @@ class EncoderWorker {
     return { bytes: reply.bytes, contentHash: blake3HexSync(reply.bytes) };
   }
 
+  /** Terminate the thread; requests in flight fail (see the 'exit' handler). */
+  async stop(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
   async memoryBytes(id: number): Promise<number | null> {
     const reply = await this.#request({ id, memory: true }, []);
     return 'memoryBytes' in reply ? reply.memoryBytes : null;
@@ -277,4 +282,15 @@ export function encodeOffThread(ipc: Uint8Array, plan: EncodePlan): Promise<Enco
 /** parquet-wasm memory of each live encoder thread, in bytes (null: never loaded there). Diagnostics. */
 export function encoderThreadMemory(): Promise<Array<number | null>> {
   return Promise.all(workers.filter((w) => !w.dead).map((w) => w.memoryBytes(nextId++)));
+}
+
+/**
+ * Stop every encoder thread, returning its memory (parquet-wasm's never
+ * shrinks) to the system. Encodes in flight fail with INVARIANT_VIOLATION;
+ * the next one starts a fresh thread.
+ */
+export async function stopEncoderThreads(): Promise<void> {
+  const all = workers;
+  workers = [];
+  await Promise.all(all.map((w) => w.stop()));
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as arrow from 'apache-arrow';
 import { blake3HexSync } from '../../src/format/checksum.js';
-import { encodeOffThread, encoderThreadMemory } from '../../src/format/parquet-encode.js';
+import { encodeOffThread, encoderThreadMemory, stopEncoderThreads } from '../../src/format/parquet-encode.js';
 import { ParquetFile, encodeParquet, encodeParquetFile, encodePrepared, mostlyDistinct, prepareParquet } from '../../src/format/parquet.js';
 import { isFloeError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -75,6 +75,17 @@ void describe('off-thread Parquet encoding', () => {
     const sizes = await encoderThreadMemory();
     assert.ok(sizes.length >= 1);
     assert.ok(sizes.every((x) => x !== null && x > 0), JSON.stringify(sizes));
+  });
+
+  void it('a thread stopped mid-request fails that request with INVARIANT_VIOLATION; the next request gets a fresh thread', async () => {
+    const table = allTypesTable(30_000, 8);
+    const pending = encodeParquetFile(table);
+    await stopEncoderThreads();
+    await assert.rejects(pending, (err: unknown) => isFloeError(err, 'INVARIANT_VIOLATION') && /encoder thread stopped/.test(err.message));
+    assert.deepEqual(await encoderThreadMemory(), []);
+    const small = allTypesTable(4200, 6);
+    assert.deepEqual((await encodeParquetFile(small)).bytes, encodeParquet(small));
+    assert.equal((await encoderThreadMemory()).length, 1);
   });
 
   void it('the IPC buffer handed to the worker is transferred when the view owns it, copied otherwise', async () => {
