@@ -510,7 +510,8 @@ export async function stageFiles(
     const ids = new BigInt64Array(n);
     const seqs = new BigInt64Array(n).fill(seq);
     const keyAt = (p: number): EncodedValue[] | null => (keyColumns ? keyColumns.map((j) => encodeValue(values[j]![p])) : null);
-    const noDictionary = schema.columns.filter((c, j) => dictionaryUseless(c.type, values[j]!)).map((c) => c.name);
+    // `_id` is distinct by construction; `_seq` is one value per append.
+    const noDictionary = ['_id', ...schema.columns.filter((c, j) => dictionaryUseless(c.type, values[j]!)).map((c) => c.name)];
     const stats = columnStatsOf(schema, values, validator.codeUnitOrder());
     // `ids` backs the batch's _id column; it is filled below, before the
     // batch is serialized, and never touched after.

@@ -359,6 +359,12 @@ void describe('append files through DuckDB', () => {
       }
       const keys = got.map((r) => r.k as string);
       assert.equal(new Set(keys).size, keys.length);
+      // Dictionary pages only where values repeat: never for _id or the distinct key.
+      const meta = (await con.runAndReadAll(`SELECT path_in_schema AS p, dictionary_page_offset AS d FROM parquet_metadata('${files[0]!.location}')`)).getRowObjectsJS();
+      const dict = (p: string): boolean => meta.filter((m) => m.p === p).every((m) => m.d !== null);
+      assert.equal(dict('_id'), false, '_id');
+      assert.equal(dict('k'), false, 'k');
+      assert.equal(dict('_seq'), true, '_seq');
     } finally {
       con.closeSync();
     }
