@@ -13,6 +13,13 @@
  * the table's existing files — pruning by the manifest's key ranges and the
  * row groups' min/max, then reading only the key columns — and produce a new
  * bitmap per touched file (old bitmap ∪ new positions).
+ *
+ * Bulk staging (`stageFiles`, behind append and load) is a two-stage
+ * pipeline: this thread validates, sorts and serializes a chunk while an
+ * encoder thread turns the previous one into Parquet; a chunk's file is put
+ * as soon as it is encoded. When the call returns or throws, no write of it
+ * is still running; memory holds the chunk being filled plus at most two
+ * serialized ones (and, for keyed tables, every key written so far).
  */
 import * as arrow from 'apache-arrow';
 import { encodeBitmap, unionRows } from '../format/bitmap.js';
@@ -372,18 +379,6 @@ export interface StagedFiles {
   /** Every key written (keyed tables), for masking older versions at commit. */
   readonly probe: KeyProbe | null;
   readonly rows: number;
-}
-
-/** Rough in-memory size of a row's values (strings and bytes dominate). */
-export function approxRowBytes(row: Row): number {
-  let n = 16;
-  for (const v of Object.values(row)) {
-    if (typeof v === 'string') n += v.length + 8;
-    else if (v instanceof Uint8Array || v instanceof Float32Array) n += v.byteLength + 8;
-    else if (Array.isArray(v)) n += 16 * v.length + 8;
-    else n += 8;
-  }
-  return n;
 }
 
 /**
