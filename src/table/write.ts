@@ -568,7 +568,10 @@ export async function stageFiles(
     }
     await cut();
   } finally {
-    // Whatever happens, no write of this call is still running when it returns.
+    // Whatever happens, no write of this call is still running when it
+    // returns. (Jobs never reject: `track` records failures. If the input
+    // already failed, that error wins; a file write failing meanwhile only
+    // leaves garbage, as the failed append itself does.)
     await Promise.all(inFlight);
   }
   if (failures.length > 0) throw failures[0];
