@@ -48,6 +48,8 @@ export class FloeError extends Error {
   readonly code: ErrorCode;
   readonly key: string | undefined;
   readonly backend: string | undefined;
+  /** The message without the code prefix and location suffix (for wrapping in a more specific one). */
+  readonly detail: string;
 
   constructor(code: ErrorCode, message: string, options: FloeErrorOptions = {}) {
     const where = [options.backend, options.key === undefined ? undefined : `key "${options.key}"`]
@@ -58,6 +60,7 @@ export class FloeError extends Error {
     this.code = code;
     this.key = options.key;
     this.backend = options.backend;
+    this.detail = message;
   }
 }
 

@@ -181,7 +181,7 @@ async function stageRows(db: DbInternals, name: string, entry: CatalogTable, cur
     (n) => db.reserveIds(n),
     limits,
     'load',
-    (err, base) => (err instanceof FloeError ? new FloeError(err.code, `load into "${name}": ${err.message} (row indexes relative to input row ${base})`, { cause: err }) : err),
+    (err, base) => (err instanceof FloeError ? new FloeError(err.code, `load into "${name}": ${err.detail} (row indexes relative to input row ${base})`, { cause: err }) : err),
   );
   const memo = { positions: new Map<string, number[]>(), bitmaps: new Map<string, DeletionRef>() };
   const exclude = new Set(staged.files.map((f) => f.id));
@@ -243,7 +243,7 @@ function applyAlteration(schema: TableSchema, change: TableAlteration, name: str
     try {
       s = addColumnToSchema(s, spec);
     } catch (err) {
-      if (err instanceof FloeError) throw new FloeError(err.code, `alterTables "${name}": ${err.message}`, { cause: err });
+      if (err instanceof FloeError) throw new FloeError(err.code, `alterTables "${name}": ${err.detail}`, { cause: err });
       throw err;
     }
   }

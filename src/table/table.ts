@@ -351,7 +351,7 @@ export function normalizeKeys(view: TableView, keys: readonly unknown[]): Row[] 
 
 function offsetRowError(err: unknown, base: number): unknown {
   if (base === 0 || !(err instanceof FloeError)) return err;
-  return new FloeError(err.code, `${err.message} (row indexes are relative to input row ${base})`, { cause: err });
+  return new FloeError(err.code, `${err.detail} (row indexes are relative to input row ${base})`, { cause: err });
 }
 
 function isRecordBatch(x: unknown): x is arrow.RecordBatch {
