@@ -30,7 +30,7 @@ after(async () => {
 async function openStore(options: LocalStoreOptions = {}): Promise<LocalStore> {
   const r = await fs.mkdtemp(path.join(os.tmpdir(), 'floe-prep-'));
   roots.push(r);
-  return LocalStore.open(r, options);
+  return LocalStore.open(r, { prepare: true, ...options });
 }
 
 const body = (n: number, size = 164): Uint8Array => {
