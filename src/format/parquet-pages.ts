@@ -30,7 +30,6 @@
  */
 import { createRequire } from 'node:module';
 import * as arrow from 'apache-arrow';
-import { parquetMetadata } from 'hyparquet';
 import type { ColumnChunk, ColumnMetaData, CompressionCodec, FileMetaData, PageHeader, SchemaElement } from 'hyparquet';
 import { parquetHeader } from 'hyparquet/src/column.js';
 import { readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
@@ -39,7 +38,7 @@ import { compressors } from 'hyparquet-compressors';
 import { FloeError, isFloeError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { crc32c } from './checksum.js';
-import { DEFAULT_FOOTER_HINT, INTEGRITY_KEY } from './parquet.js';
+import { DEFAULT_FOOTER_HINT, readCheckedFooter } from './parquet.js';
 
 // ---------------------------------------------------------------------------
 // zstd (WASM)
@@ -187,25 +186,6 @@ export function decodedBytes(d: Decoded): number {
 // ---------------------------------------------------------------------------
 // Opening
 
-const TRAILER_MAGIC = new TextEncoder().encode('FLOE.EXT');
-/** n, version, crc, magic. */
-const TRAILER_FIXED = 4 + 4 + 4 + TRAILER_MAGIC.length;
-const TRAILER_VERSION = 1;
-const INTEGRITY_VALUE = 'crc32c-extents/1';
-const PAR1 = 0x31524150;
-
-const RAW_PARSERS = {
-  timestampFromMilliseconds: (v: bigint) => v,
-  timestampFromMicroseconds: (v: bigint) => v,
-  timestampFromNanoseconds: (v: bigint) => v,
-  dateFromDays: (v: number) => v,
-  stringFromBytes: (v: Uint8Array) => v,
-};
-
-function u32(b: Uint8Array, at: number): number {
-  return ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16) | ((b[at + 3] as number) << 24)) >>> 0;
-}
-
 export class PageReader {
   readonly #store: ObjectStore;
   readonly key: string;
@@ -310,80 +290,8 @@ export class PageReader {
     } catch (err) {
       throw new FloeError('INVARIANT_VIOLATION', `cannot load the WASM zstd decoder (@foxglove/wasm-zstd): ${errorText(err)}`, { key, cause: err });
     }
-    const corrupt = (why: string, cause?: unknown): FloeError =>
-      new FloeError('CORRUPT', `data file ${why}`, { key, backend: store.location, cause });
-    if (!Number.isSafeInteger(size) || size < 12) throw corrupt(`is ${size} bytes, too small to be Parquet`);
-    let tailStart = size - Math.min(size, footerHint);
-    let tail = await store.getRange(key, tailStart, size - tailStart);
-    if (tail.length !== size - tailStart) throw corrupt(`is shorter than its expected ${size} bytes`);
-    const at = (pos: number): number => u32(tail, pos - tailStart);
-    if (at(size - 4) !== PAR1) throw corrupt('does not end with the Parquet magic "PAR1"');
-    const footerLength = at(size - 8);
-    const footerStart = size - 8 - footerLength;
-    if (footerStart < 4) throw corrupt(`declares a ${footerLength}-byte footer that does not fit in ${size} bytes`);
-    const extend = async (from: number): Promise<void> => {
-      if (from >= tailStart) return;
-      const more = await store.getRange(key, from, tailStart - from);
-      if (more.length !== tailStart - from) throw corrupt('changed size while being read');
-      const joined = new Uint8Array(size - from);
-      joined.set(more, 0);
-      joined.set(tail, tailStart - from);
-      tail = joined;
-      tailStart = from;
-    };
-    const fixedAt = footerStart - TRAILER_FIXED;
-    const mayHaveTrailer = fixedAt >= 4;
-    if ((mayHaveTrailer ? fixedAt : footerStart) < tailStart) await extend(Math.max(0, (mayHaveTrailer ? fixedAt - footerLength : footerStart)));
-    const magicAt = footerStart - TRAILER_MAGIC.length;
-    const trailed = mayHaveTrailer && TRAILER_MAGIC.every((b, i) => tail[magicAt - tailStart + i] === b);
-
-    let dataEnd = footerStart;
-    let extentStarts: Float64Array | null = null;
-    let extentCrcs: Uint32Array | null = null;
-    if (trailed) {
-      const count = at(fixedAt);
-      const version = at(fixedAt + 4);
-      const stored = at(fixedAt + 8);
-      const tableAt = fixedAt - count * 8;
-      if (tableAt < 4) throw corrupt(`checksum table of ${count} extents does not fit before the footer`);
-      await extend(tableAt);
-      const crc = crc32c(tail.subarray(footerStart - tailStart), crc32c(tail.subarray(tableAt - tailStart, fixedAt + 8 - tailStart)));
-      if (crc !== stored) throw corrupt('footer or checksum table is damaged (crc32c mismatch)');
-      if (version !== TRAILER_VERSION) {
-        throw new FloeError('UNSUPPORTED_VERSION', `data file checksum trailer version ${version} is newer than this floe reads; upgrade floe`, {
-          key,
-          backend: store.location,
-        });
-      }
-      extentStarts = new Float64Array(count + 1);
-      extentCrcs = new Uint32Array(count);
-      let pos = 0;
-      for (let i = 0; i < count; i++) {
-        extentStarts[i] = pos;
-        pos += at(tableAt + i * 8);
-        extentCrcs[i] = at(tableAt + i * 8 + 4);
-      }
-      extentStarts[count] = pos;
-      if (pos !== tableAt) throw corrupt(`checksum table covers ${pos} bytes, not the ${tableAt} before it`);
-      dataEnd = tableAt;
-    }
-    let metadata: FileMetaData;
-    try {
-      metadata = parquetMetadata(tail.subarray(footerStart - tailStart), { parsers: RAW_PARSERS, geoparquet: false });
-    } catch (err) {
-      throw corrupt(`has an unreadable Parquet footer: ${errorText(err)}`, err);
-    }
-    const integrity = metadata.key_value_metadata?.find((kv) => kv.key === INTEGRITY_KEY);
-    if ((integrity !== undefined) !== trailed) {
-      throw corrupt(trailed ? `has a checksum trailer but no ${INTEGRITY_KEY} footer key` : `declares ${INTEGRITY_KEY} but its checksum trailer is missing or damaged`);
-    }
-    if (integrity && integrity.value !== INTEGRITY_VALUE) {
-      throw new FloeError('UNSUPPORTED_VERSION', `data file integrity scheme ${integrity.value ?? ''} is not supported; upgrade floe`, {
-        key,
-        backend: store.location,
-      });
-    }
-    return new PageReader(store, key, size, { metadata, tail, tailStart, dataEnd, extentStarts, extentCrcs });
+    const { metadata, tail, tailStart, dataEnd, extents } = await readCheckedFooter(store, key, size, footerHint);
+    return new PageReader(store, key, size, { metadata, tail, tailStart, dataEnd, extentStarts: extents?.starts ?? null, extentCrcs: extents?.crcs ?? null });
   }
 
   #corrupt(why: string, cause?: unknown): FloeError {

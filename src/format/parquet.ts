@@ -335,10 +335,123 @@ const RAW_PARSERS: Partial<ParquetParsers> = {
   stringFromBytes: (v: Uint8Array) => v,
 };
 
-interface Extents {
+export interface Extents {
   /** starts[i] is the offset of extent i; starts[n] is the end of the data region. */
   starts: Float64Array;
   crcs: Uint32Array;
+}
+
+/** A data file's footer, read and checked (see ParquetFile.open for the request costs). */
+export interface CheckedFooter {
+  readonly metadata: FileMetaData;
+  /** The bytes read from the end of the file, starting at `tailStart`. */
+  readonly tail: Uint8Array;
+  readonly tailStart: number;
+  /** Where page data ends (the checksum table, or the footer, starts). */
+  readonly dataEnd: number;
+  /** Per-extent CRCs from the checksum trailer; absent for a file written without one. */
+  readonly extents: Extents | undefined;
+}
+
+/**
+ * Read the tail of a `size`-byte data file (one range of `hint` bytes, one
+ * more when footer and checksum table do not fit), verify the checksum
+ * trailer's CRC over trailer + footer and parse the footer. Shared by the
+ * row-group reader (ParquetFile) and the page reader (parquet-pages.ts).
+ */
+export async function readCheckedFooter(store: ObjectStore, key: string, size: number, hint: number): Promise<CheckedFooter> {
+  const corrupt = (why: string, cause?: unknown): FloeError =>
+    new FloeError('CORRUPT', `data file ${why}`, { key, backend: store.location, cause });
+  if (!Number.isSafeInteger(size) || size < 12) throw corrupt(`is ${size} bytes, too small to be Parquet`);
+
+  // 1. The tail: footer, and usually the checksum trailer and page indexes.
+  let tailStart = size - Math.min(size, hint);
+  let tail = await store.getRange(key, tailStart, size - tailStart);
+  if (tail.length !== size - tailStart) {
+    throw corrupt(`is shorter than its expected ${size} bytes (truncated, or replaced)`);
+  }
+  const u32 = (at: number): number => readU32(tail, at - tailStart);
+  if (u32(size - 4) !== PAR1) throw corrupt('does not end with the Parquet magic "PAR1" (not Parquet, or truncated)');
+  const footerLength = u32(size - 8);
+  const footerStart = size - 8 - footerLength;
+  if (footerStart < 4) throw corrupt(`declares a ${footerLength}-byte footer that does not fit in ${size} bytes`);
+
+  // 2. Whatever of footer + trailer the tail missed, in one more request.
+  const more = async (from: number): Promise<void> => {
+    if (from >= tailStart) return;
+    const head = await store.getRange(key, from, tailStart - from);
+    if (head.length !== tailStart - from) throw corrupt('changed size while being read');
+    const joined = new Uint8Array(size - from);
+    joined.set(head, 0);
+    joined.set(tail, tailStart - from);
+    tail = joined;
+    tailStart = from;
+  };
+  // The trailer's fixed part sits right before the footer. When it is not
+  // in the tail, guess its extent table is no bigger than the footer, so
+  // one more request usually covers both.
+  const fixedAt = footerStart - TRAILER_FIXED;
+  const canHaveTrailer = fixedAt >= 4;
+  const needed = canHaveTrailer ? fixedAt : footerStart;
+  if (needed < tailStart) await more(Math.max(0, needed - (canHaveTrailer ? footerLength : 0)));
+
+  // 3. The trailer, if any, and its CRC over trailer + footer.
+  let extents: Extents | undefined;
+  let dataEnd = footerStart;
+  const magicAt = footerStart - TRAILER_MAGIC.length;
+  const hasMagic = canHaveTrailer && TRAILER_MAGIC.every((b, i) => tail[magicAt - tailStart + i] === b);
+  if (hasMagic) {
+    const count = u32(fixedAt);
+    const version = u32(fixedAt + 4);
+    const storedCrc = u32(fixedAt + 8);
+    const tableAt = fixedAt - count * 8;
+    if (tableAt < 4) throw corrupt(`checksum table of ${count} extents does not fit before the footer`);
+    await more(tableAt);
+    const trailerBytes = tail.subarray(tableAt - tailStart, fixedAt + 8 - tailStart);
+    const actual = crc32c(tail.subarray(footerStart - tailStart), crc32c(trailerBytes));
+    if (actual !== storedCrc) throw corrupt('footer or checksum table is damaged (crc32c mismatch)');
+    if (version !== TRAILER_VERSION) {
+      throw new FloeError('UNSUPPORTED_VERSION', `data file checksum trailer version ${version} is newer than this floe reads; upgrade floe`, {
+        key,
+        backend: store.location,
+      });
+    }
+    const starts = new Float64Array(count + 1);
+    const crcs = new Uint32Array(count);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      starts[i] = at;
+      at += u32(tableAt + i * 8);
+      crcs[i] = u32(tableAt + i * 8 + 4);
+    }
+    starts[count] = at;
+    if (at !== tableAt) throw corrupt(`checksum table covers ${at} bytes, not the ${tableAt} before it`);
+    extents = { starts, crcs };
+    dataEnd = tableAt;
+  }
+
+  // 4. The footer itself.
+  let metadata: FileMetaData;
+  try {
+    metadata = parquetMetadata(tail.subarray(footerStart - tailStart), { parsers: RAW_PARSERS, geoparquet: false });
+  } catch (err) {
+    throw corrupt(`has an unreadable Parquet footer: ${describeError(err)}`, err);
+  }
+  const integrity = metadata.key_value_metadata?.find((e) => e.key === INTEGRITY_KEY);
+  if ((integrity !== undefined) !== hasMagic) {
+    throw corrupt(
+      hasMagic
+        ? `has a checksum trailer but no ${INTEGRITY_KEY} footer key`
+        : `declares ${INTEGRITY_KEY} but its checksum trailer is missing or damaged`,
+    );
+  }
+  if (integrity && integrity.value !== INTEGRITY_VALUE) {
+    throw new FloeError('UNSUPPORTED_VERSION', `data file integrity scheme ${integrity.value ?? ''} is not supported; upgrade floe`, {
+      key,
+      backend: store.location,
+    });
+  }
+  return { metadata, tail, tailStart, dataEnd, extents };
 }
 
 export class ParquetFile {
@@ -400,99 +513,12 @@ export class ParquetFile {
     }
     const corrupt = (why: string, cause?: unknown): FloeError =>
       new FloeError('CORRUPT', `data file ${why}`, { key, backend: store.location, cause });
-    if (size < 12) throw corrupt(`is ${size} bytes, too small to be Parquet`);
-
-    // 1. The tail: footer, and usually the checksum trailer and page indexes.
-    let tailStart = size - Math.min(size, hint);
-    let tail = await store.getRange(key, tailStart, size - tailStart);
-    if (tail.length !== size - tailStart) {
-      throw corrupt(`is shorter than its expected ${size} bytes (truncated, or replaced)`);
-    }
-    const u32 = (at: number): number => readU32(tail, at - tailStart);
-    if (u32(size - 4) !== PAR1) throw corrupt('does not end with the Parquet magic "PAR1" (not Parquet, or truncated)');
-    const footerLength = u32(size - 8);
-    const footerStart = size - 8 - footerLength;
-    if (footerStart < 4) throw corrupt(`declares a ${footerLength}-byte footer that does not fit in ${size} bytes`);
-
-    // 2. Whatever of footer + trailer the tail missed, in one more request.
-    const more = async (from: number): Promise<void> => {
-      if (from >= tailStart) return;
-      const head = await store.getRange(key, from, tailStart - from);
-      if (head.length !== tailStart - from) throw corrupt('changed size while being read');
-      const joined = new Uint8Array(size - from);
-      joined.set(head, 0);
-      joined.set(tail, tailStart - from);
-      tail = joined;
-      tailStart = from;
-    };
-    // The trailer's fixed part sits right before the footer. When it is not
-    // in the tail, guess its extent table is no bigger than the footer, so
-    // one more request usually covers both.
-    const fixedAt = footerStart - TRAILER_FIXED;
-    const canHaveTrailer = fixedAt >= 4;
-    const needed = canHaveTrailer ? fixedAt : footerStart;
-    if (needed < tailStart) await more(Math.max(0, needed - (canHaveTrailer ? footerLength : 0)));
-
-    // 3. The trailer, if any, and its CRC over trailer + footer.
-    let extents: Extents | undefined;
-    let dataEnd = footerStart;
-    const magicAt = footerStart - TRAILER_MAGIC.length;
-    const hasMagic = canHaveTrailer && TRAILER_MAGIC.every((b, i) => tail[magicAt - tailStart + i] === b);
-    if (hasMagic) {
-      const count = u32(fixedAt);
-      const version = u32(fixedAt + 4);
-      const storedCrc = u32(fixedAt + 8);
-      const tableAt = fixedAt - count * 8;
-      if (tableAt < 4) throw corrupt(`checksum table of ${count} extents does not fit before the footer`);
-      await more(tableAt);
-      const trailerBytes = tail.subarray(tableAt - tailStart, fixedAt + 8 - tailStart);
-      const actual = crc32c(tail.subarray(footerStart - tailStart), crc32c(trailerBytes));
-      if (actual !== storedCrc) throw corrupt('footer or checksum table is damaged (crc32c mismatch)');
-      if (version !== TRAILER_VERSION) {
-        throw new FloeError('UNSUPPORTED_VERSION', `data file checksum trailer version ${version} is newer than this floe reads; upgrade floe`, {
-          key,
-          backend: store.location,
-        });
-      }
-      const starts = new Float64Array(count + 1);
-      const crcs = new Uint32Array(count);
-      let at = 0;
-      for (let i = 0; i < count; i++) {
-        starts[i] = at;
-        at += u32(tableAt + i * 8);
-        crcs[i] = u32(tableAt + i * 8 + 4);
-      }
-      starts[count] = at;
-      if (at !== tableAt) throw corrupt(`checksum table covers ${at} bytes, not the ${tableAt} before it`);
-      extents = { starts, crcs };
-      dataEnd = tableAt;
-    }
-
-    // 4. The footer itself.
-    let metadata: FileMetaData;
-    try {
-      metadata = parquetMetadata(tail.subarray(footerStart - tailStart), { parsers: RAW_PARSERS, geoparquet: false });
-    } catch (err) {
-      throw corrupt(`has an unreadable Parquet footer: ${describeError(err)}`, err);
-    }
+    const { metadata, tail, tailStart, dataEnd, extents } = await readCheckedFooter(store, key, size, hint);
     const kv: Record<string, string> = {};
     let arrowSchema: string | undefined;
     for (const { key: k, value } of metadata.key_value_metadata ?? []) {
       if (k === ARROW_SCHEMA_KEY) arrowSchema = value;
       else kv[k] = value ?? '';
-    }
-    if ((kv[INTEGRITY_KEY] !== undefined) !== hasMagic) {
-      throw corrupt(
-        hasMagic
-          ? `has a checksum trailer but no ${INTEGRITY_KEY} footer key`
-          : `declares ${INTEGRITY_KEY} but its checksum trailer is missing or damaged`,
-      );
-    }
-    if (hasMagic && kv[INTEGRITY_KEY] !== INTEGRITY_VALUE) {
-      throw new FloeError('UNSUPPORTED_VERSION', `data file integrity scheme ${kv[INTEGRITY_KEY]} is not supported; upgrade floe`, {
-        key,
-        backend: store.location,
-      });
     }
 
     let schema: arrow.Schema;
