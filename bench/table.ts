@@ -570,6 +570,23 @@ async function sectionAppend(base: readonly Pkg[], lance: LanceModule, duck: Duc
 
 // ---- section 4: scan ---------------------------------------------------------------------
 
+/** Sections 3 and 4 on the section 1 tables, then remove every system's copy. */
+async function readSections(
+  a: AppendResult,
+  base: readonly Pkg[],
+  duck: DuckModule,
+  Sqlite: SqliteCtor,
+  Level: LevelCtor,
+): Promise<{ scan: Comparison; gets: Awaited<ReturnType<typeof sectionGet>> }> {
+  try {
+    return { scan: await sectionScan(a, duck), gets: await sectionGet(a, base, Sqlite, Level) };
+  } finally {
+    a.lanceClose();
+    await a.floeDb.close();
+    for (const d of [a.floeDir, a.lanceDir, a.duckDir, a.sqliteDir, a.levelDir]) await fs.rm(d, { recursive: true, force: true });
+  }
+}
+
 async function sectionScan(a: AppendResult, duck: DuckModule): Promise<Comparison> {
   const n = APPEND_ROWS;
   const cols = [...SCAN_COLUMNS];
@@ -806,16 +823,7 @@ async function mainRead(): Promise<void> {
   const Level: LevelCtor = (await import('classic-level')).ClassicLevel;
   const base = loadCorpus(CORPUS);
   const a = await sectionAppend(base, lance, duck, Sqlite, Level);
-  let scan: Comparison;
-  let gets: Awaited<ReturnType<typeof sectionGet>>;
-  try {
-    scan = await sectionScan(a, duck);
-    gets = await sectionGet(a, base, Sqlite, Level);
-  } finally {
-    a.lanceClose();
-    await a.floeDb.close();
-    for (const d of [a.floeDir, a.lanceDir, a.duckDir, a.sqliteDir, a.levelDir]) await fs.rm(d, { recursive: true, force: true });
-  }
+  const { scan, gets } = await readSections(a, base, duck, Sqlite, Level);
   const fsyncEnd = measureFsyncRate();
   const totalS = (nowMs() - t00) / 1000;
   const comparisons = [...gets.comparisons, scan];
@@ -1232,16 +1240,7 @@ async function main(): Promise<void> {
   console.log(`corpus: ${fmt(base.length)} packages from ${CORPUS}`);
 
   const a = await sectionAppend(base, lance, duck, Sqlite, Level);
-  let scan: Comparison;
-  let gets: Awaited<ReturnType<typeof sectionGet>>;
-  try {
-    scan = await sectionScan(a, duck);
-    gets = await sectionGet(a, base, Sqlite, Level);
-  } finally {
-    a.lanceClose();
-    await a.floeDb.close();
-    for (const d of [a.floeDir, a.lanceDir, a.duckDir, a.sqliteDir, a.levelDir]) await fs.rm(d, { recursive: true, force: true });
-  }
+  const { scan, gets } = await readSections(a, base, duck, Sqlite, Level);
   const ups = await sectionUpsert(base, lance, Sqlite);
   const rss = await sectionRss();
   const fsyncEnd = measureFsyncRate();
