@@ -31,7 +31,7 @@ import type { ReadonlyTable } from '../table/table.js';
 import { ReadonlyTable as ReadonlyTableImpl } from '../table/table.js';
 import type { Catalog, CatalogCommit, CatalogTable } from './catalog.js';
 import type { DbInternals } from './database.js';
-import type { ClassificationKind, Decision, RecoveryMode, WriterKind } from './intent.js';
+import type { ClassificationKind, Decision, Intent, RecoveryMode, WriterKind } from './intent.js';
 
 export const HISTORY_PREFIX = '_history/';
 export const HISTORY_FORMAT = 1;
@@ -87,6 +87,11 @@ export function batchKey(lastId: string): string {
 }
 
 const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** The ring entry of `intent`'s commit, published with catalog table map `tables`. Pure. */
+export function commitOf(intent: Intent, tables: Readonly<Record<string, CatalogTable>>, at: number): CatalogCommit {
+  return { id: intent.id, writer: intent.writer, at, changed: intent.tables.map((t) => t.name), tables };
+}
 
 /** The catalog ring with `c` appended (idempotent: an id already there is not added twice). Pure. */
 export function withCommit(ring: readonly CatalogCommit[] | undefined, c: CatalogCommit): CatalogCommit[] {

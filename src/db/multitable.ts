@@ -37,7 +37,7 @@ import type { StageLimits } from '../table/write.js';
 import { stageFiles, supersede } from '../table/write.js';
 import type { Catalog, CatalogTable } from './catalog.js';
 import type { DbInternals } from './database.js';
-import { spillDue, spillHistory, withCommit } from './history.js';
+import { commitOf, spillDue, spillHistory, withCommit } from './history.js';
 import type { Intent, IntentTable, WriterKind } from './intent.js';
 import { INTENT_FORMAT, applyIntent, atExpected, atPlanned, encodeIntent, intentKey } from './intent.js';
 import { markActive } from './recovery.js';
@@ -117,8 +117,7 @@ async function runCommit(db: DbInternals, writer: WriterKind, plans: readonly Ta
           throw new FloeError('CAS_CONFLICT', `${writer} ${intent.id}: tables ${moved.join(', ')} changed since this commit began; nothing was published, retry`, { key: ikey });
         }
         const published = applyIntent(c.tables, intent);
-        const entry = { id: intent.id, writer, at: db.now(), changed: tables.map((t) => t.name), tables: published };
-        return { ...c, tables: published, commits: withCommit(c.commits, entry), updatedAt: db.now() };
+        return { ...c, tables: published, commits: withCommit(c.commits, commitOf(intent, published, db.now())), updatedAt: db.now() };
       });
       spill = spillDue(st.catalog);
     } catch (err) {

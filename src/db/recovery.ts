@@ -29,7 +29,7 @@ import { listAll } from '../store/list.js';
 import type { ObjectStore } from '../store/types.js';
 import type { CatalogTable } from './catalog.js';
 import type { DbInternals } from './database.js';
-import { commitKey, putEntryOnce, recoveryKey, spillDue, spillHistory, withCommit } from './history.js';
+import { commitKey, commitOf, putEntryOnce, recoveryKey, spillDue, spillHistory, withCommit } from './history.js';
 import type { Classification, Decision, Intent, Observation, RecoveryMode } from './intent.js';
 import { RECOVERY_MODES, RECOVERY_PREFIX, applyIntent, atExpected, atPlanned, blockingTables, classifyTable, decide, decodeIntent } from './intent.js';
 
@@ -274,8 +274,7 @@ async function recoverOne(db: DbInternals, key: string, id: string, mode: Recove
             if (atPlanned(c.tables, plan)) return null;
             if (!atExpected(c.tables, plan)) throw new Moved();
             const tables = applyIntent(c.tables, plan);
-            const entry = { id: plan.id, writer: plan.writer, at: db.now(), changed: plan.tables.map((t) => t.name), tables };
-            return { ...c, tables, commits: withCommit(c.commits, entry), updatedAt: db.now() };
+            return { ...c, tables, commits: withCommit(c.commits, commitOf(plan, tables, db.now())), updatedAt: db.now() };
           });
           if (spillDue(st.catalog)) db.background('history spill', () => spillHistory(db));
         } catch (err) {
